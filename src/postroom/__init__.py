@@ -1,0 +1,3 @@
+"""Postroom: a self-hosted mail room for business applications."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from postroom.accounts.models.choices import IncomingProtocol, SecurityChoice
+from postroom.accounts.models.domains import PORT_VALIDATORS, EmailDomain
+from postroom.core import secrets
+
+
+def default_folders() -> list[str]:
+    return ["INBOX"]
+
+
+class EmailAccount(models.Model):
+    """One mailbox: how to read it, how to send from it, and who may use it.
+
+    Server fields left empty are inherited from the account's domain or
+    provider preset (see :mod:`postroom.accounts.resolve`). Passwords are only
+    ever stored encrypted; use :meth:`set_password` / :meth:`get_password`.
+    """
+
+    name = models.CharField(_("account name"), max_length=100, unique=True)
+    email = models.EmailField(_("email address"), max_length=254, unique=True)
+    domain = models.ForeignKey(
+        EmailDomain,
+        verbose_name=_("domain"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="accounts",
+    )
+    preset = models.CharField(_("provider preset"), max_length=40, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_mail_accounts",
+    )
+
+    incoming_enabled = models.BooleanField(_("enable incoming"), default=True)
+    incoming_protocol = models.CharField(
+        _("incoming protocol"), max_length=8, choices=IncomingProtocol.choices, blank=True
+    )
+    incoming_host = models.CharField(_("incoming server"), max_length=253, blank=True)
+    incoming_port = models.PositiveIntegerField(
+        _("incoming port"), null=True, blank=True, validators=PORT_VALIDATORS
+    )
+    incoming_security = models.CharField(
+        _("incoming security"), max_length=10, choices=SecurityChoice.choices, blank=True
+    )
+    folders = models.JSONField(_("IMAP folders"), default=default_folders, blank=True)
+    login = models.CharField(
+        _("login"),
+        max_length=254,
+        blank=True,
+        help_text=_("Leave empty to log in with the email address."),
+    )
+    password_encrypted = models.TextField(blank=True, editable=False)
+
+    outgoing_enabled = models.BooleanField(_("enable outgoing"), default=True)
+    smtp_host = models.CharField(_("SMTP server"), max_length=253, blank=True)
+    smtp_port = models.PositiveIntegerField(
+        _("SMTP port"), null=True, blank=True, validators=PORT_VALIDATORS
+    )
+    smtp_security = models.CharField(
+        _("SMTP security"), max_length=10, choices=SecurityChoice.choices, blank=True
+    )
+    smtp_auth = models.BooleanField(
+        _("SMTP authentication"),
+        null=True,
+        blank=True,
+        help_text=_("Off for relays that trust this server's address."),
+    )
+    smtp_login = models.CharField(
+        _("SMTP username"),
+        max_length=254,
+        blank=True,
+        help_text=_("Leave empty to use the incoming login."),
+    )
+    smtp_password_encrypted = models.TextField(blank=True, editable=False)
+
+    awaiting_password = models.BooleanField(
+        _("awaiting password"),
+        default=False,
+        help_text=_("The owner enters the password at next sign-in; until then nothing logs in."),
+    )
+    ascii_password = models.BooleanField(_("ASCII-only password"), default=False)
+    verify_cert = models.BooleanField(_("verify server certificates"), default=True)
+    ca_cert = models.TextField(_("trusted CA certificate (PEM)"), blank=True)
+    allow_plaintext_login = models.BooleanField(
+        _("allow password over unencrypted connections"), default=False
+    )
+
+    sender_name = models.CharField(_("sender name"), max_length=100, blank=True)
+    always_use_account_name_as_sender = models.BooleanField(
+        _("always use the account name as sender name"), default=False
+    )
+    always_use_account_email_as_sender = models.BooleanField(
+        _("always use the account address as sender"), default=False
+    )
+    use_for_integration = models.BooleanField(
+        _("used for integration"),
+        default=False,
+        help_text=_("Serves the API and webhooks only."),
+    )
+    default_incoming = models.BooleanField(_("default incoming"), default=False)
+    default_outgoing = models.BooleanField(_("default outgoing"), default=False)
+    is_template = models.BooleanField(
+        _("template"),
+        default=False,
+        help_text=_("Shipped with Postroom; disabled until completed."),
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("email account")
+        verbose_name_plural = _("email accounts")
+        constraints = [
+            # A4: the database, not only the form, keeps one default of each kind.
+            models.UniqueConstraint(
+                fields=["default_incoming"],
+                condition=models.Q(default_incoming=True),
+                name="one_default_incoming_account",
+            ),
+            models.UniqueConstraint(
+                fields=["default_outgoing"],
+                condition=models.Q(default_outgoing=True),
+                name="one_default_outgoing_account",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(incoming_port__isnull=True)
+                | models.Q(incoming_port__gte=1, incoming_port__lte=65535),
+                name="account_incoming_port_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(smtp_port__isnull=True)
+                | models.Q(smtp_port__gte=1, smtp_port__lte=65535),
+                name="account_smtp_port_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def set_password(self, raw: str) -> None:
+        self.password_encrypted = secrets.encrypt(raw)
+
+    def get_password(self) -> str:
+        return secrets.decrypt(self.password_encrypted)
+
+    def set_smtp_password(self, raw: str) -> None:
+        self.smtp_password_encrypted = secrets.encrypt(raw)
+
+    def get_smtp_password(self) -> str:
+        """The SMTP password, falling back to the incoming one (A6)."""
+        if self.smtp_password_encrypted:
+            return secrets.decrypt(self.smtp_password_encrypted)
+        return self.get_password()
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted)
+
+    @property
+    def effective_login(self) -> str:
+        return self.login or self.email
+
+    @property
+    def effective_smtp_login(self) -> str:
+        return self.smtp_login or self.effective_login

@@ -1,0 +1,56 @@
+"""Who may do what with an account (A11). Every view, API call and CLI command asks here."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
+from postroom.accounts.models import AccountAccess, EmailAccount, Right
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+_RIGHT_FIELD = {Right.READ: "can_read", Right.SEND: "can_send", Right.MANAGE: "can_manage"}
+
+
+def _grant_filter(user: UserLike, right: Right) -> Q:
+    grants = AccountAccess.objects.filter(
+        Q(user_id=user.pk) | Q(group__in=user.groups.all()),  # type: ignore[union-attr]
+        **{_RIGHT_FIELD[right]: True},
+    )
+    return Q(owner_id=user.pk) | Q(pk__in=grants.values("account_id"))
+
+
+def accounts_for(user: UserLike, right: Right = Right.READ) -> QuerySet[EmailAccount]:
+    """Accounts on which ``user`` holds ``right``; managing implies reading and sending."""
+    if not user.is_authenticated or not user.is_active:
+        return EmailAccount.objects.none()
+    if user.is_superuser:  # type: ignore[union-attr]
+        return EmailAccount.objects.all()
+    q = _grant_filter(user, right)
+    if right is not Right.MANAGE:
+        q |= _grant_filter(user, Right.MANAGE)
+    return EmailAccount.objects.filter(q).distinct()
+
+
+def visible_accounts(user: UserLike) -> QuerySet[EmailAccount]:
+    """Every account the user has any right on: the only list a user ever sees."""
+    if not user.is_authenticated or not user.is_active:
+        return EmailAccount.objects.none()
+    if user.is_superuser:  # type: ignore[union-attr]
+        return EmailAccount.objects.all()
+    q = Q()
+    for right in Right:
+        q |= _grant_filter(user, right)
+    return EmailAccount.objects.filter(q).distinct()
+
+
+def has_right(user: UserLike, account: EmailAccount, right: Right) -> bool:
+    return accounts_for(user, right).filter(pk=account.pk).exists()
+
+
+def can_add_accounts(user: UserLike) -> bool:
+    return bool(user.is_active and user.has_perm("accounts.add_emailaccount"))
+
+
+def can_manage_domains(user: UserLike) -> bool:
+    return bool(user.is_active and user.has_perm("accounts.change_emaildomain"))
