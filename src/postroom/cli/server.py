@@ -1,0 +1,136 @@
+"""Sub-commands that run and administer the service itself."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+
+from django.utils.translation import gettext as _
+
+from postroom.cli import CommandError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser("run", help=_("migrate, then serve the web UI and API"))
+    run.add_argument("--host", default=os.environ.get("POSTROOM_HOST", DEFAULT_HOST))
+    run.add_argument(
+        "--port", type=int, default=int(os.environ.get("POSTROOM_PORT", DEFAULT_PORT))
+    )
+    run.add_argument("--threads", type=int, default=8)
+    run.set_defaults(handler=cmd_run)
+
+    migrate = sub.add_parser("migrate", help=_("create or upgrade the database"))
+    migrate.set_defaults(handler=cmd_migrate)
+
+    createuser = sub.add_parser("createuser", help=_("create a user"))
+    createuser.add_argument("username")
+    createuser.add_argument("--email", default="")
+    createuser.add_argument("--superuser", action="store_true")
+    createuser.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help=_("read the password from this environment variable (else one is generated)"),
+    )
+    createuser.set_defaults(handler=cmd_createuser)
+
+    rotate = sub.add_parser("rotate-key", help=_("re-encrypt every stored secret with a new key"))
+    rotate.set_defaults(handler=cmd_rotate_key)
+
+
+def _migrate(verbosity: int = 1) -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=verbosity)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    _migrate()
+    return 0
+
+
+def ensure_first_admin() -> str | None:
+    """Create the first superuser when none exists; returns the password to show once.
+
+    ``POSTROOM_ADMIN_PASSWORD`` (and ``POSTROOM_ADMIN_USERNAME``) choose it; else
+    one is generated. Re-running finds the existing admin and changes nothing.
+    """
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    if user_model.objects.filter(is_superuser=True).exists():
+        return None
+    username = os.environ.get("POSTROOM_ADMIN_USERNAME", "admin")
+    password = os.environ.get("POSTROOM_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    user_model.objects.create_superuser(username=username, email="", password=password)
+    return password
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from waitress import serve
+
+    from postroom.wsgi import application
+
+    _migrate(verbosity=0)
+    password = ensure_first_admin()
+    if password is not None:
+        username = os.environ.get("POSTROOM_ADMIN_USERNAME", "admin")
+        if os.environ.get("POSTROOM_ADMIN_PASSWORD"):
+            print(_("Created admin user %(u)s with the password from POSTROOM_ADMIN_PASSWORD.")
+                  % {"u": username})
+        else:
+            print(_("Created admin user %(u)s with password: %(p)s  (shown only this once)")
+                  % {"u": username, "p": password})
+    print(_("Postroom is serving on http://%(h)s:%(p)d/") % {"h": args.host, "p": args.port},
+          flush=True)
+    serve(application, host=args.host, port=args.port, threads=args.threads, ident="postroom")
+    return 0
+
+
+def cmd_createuser(args: argparse.Namespace) -> int:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    user_model = get_user_model()
+    if user_model.objects.filter(username=args.username).exists():
+        raise CommandError(_("A user named %(u)s already exists.") % {"u": args.username})
+    generated = args.password_env is None
+    if generated:
+        password = secrets.token_urlsafe(12)
+    else:
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            raise CommandError(
+                _("The environment variable %(v)s is empty or not set.") % {"v": args.password_env}
+            )
+        try:
+            validate_password(password)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
+    create = user_model.objects.create_superuser if args.superuser else user_model.objects.create_user
+    create(username=args.username, email=args.email, password=password)
+    print(_("Created user %(u)s.") % {"u": args.username})
+    if generated:
+        print(_("Password: %(p)s  (shown only this once)") % {"p": password})
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from postroom.core.actions import do_rotate_encryption_key
+    from postroom.core.secrets import keys_are_from_env
+
+    count, new_key = do_rotate_encryption_key()
+    print(_("Re-encrypted %(n)d stored row(s) with a new key.") % {"n": count})
+    if keys_are_from_env():
+        print(
+            _("Your keys come from POSTROOM_ENCRYPTION_KEYS: set it to the new key before the "
+              "next start (the old keys no longer decrypt anything):"),
+            file=sys.stderr,
+        )
+        print(new_key)
+    return 0
