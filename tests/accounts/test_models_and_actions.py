@@ -29,7 +29,12 @@ def make_account(email: str, **extra) -> EmailAccount:
 
 def test_templates_exist_after_install_and_are_disabled():
     templates = EmailAccount.objects.filter(is_template=True)
-    assert {a.email.split("@")[0] for a in templates} == {"notifications", "support", "sales", "jobs"}
+    assert {a.email.split("@")[0] for a in templates} == {
+        "notifications",
+        "support",
+        "sales",
+        "jobs",
+    }
     for account in templates:
         assert not account.incoming_enabled
         assert not account.outgoing_enabled
@@ -121,33 +126,62 @@ def test_form_derives_servers_from_domain():
             "65535",
         ),
         (
-            {"password": "", "incoming_host": "h", "incoming_port": 993, "incoming_security": "ssl",
-             "incoming_protocol": "imap", "outgoing_enabled": False},
+            {
+                "password": "",
+                "incoming_host": "h",
+                "incoming_port": 993,
+                "incoming_security": "ssl",
+                "incoming_protocol": "imap",
+                "outgoing_enabled": False,
+            },
             "password",
             "awaiting its password",
         ),
         (
-            {"incoming_host": "h", "incoming_port": 143, "incoming_security": "none",
-             "incoming_protocol": "imap", "outgoing_enabled": False},
+            {
+                "incoming_host": "h",
+                "incoming_port": 143,
+                "incoming_security": "none",
+                "incoming_protocol": "imap",
+                "outgoing_enabled": False,
+            },
             "incoming_security",
             "unencrypted",
         ),
         (
-            {"incoming_host": "h", "incoming_port": 993, "incoming_security": "ssl",
-             "incoming_protocol": "imap", "outgoing_enabled": False, "default_outgoing": True},
+            {
+                "incoming_host": "h",
+                "incoming_port": 993,
+                "incoming_security": "ssl",
+                "incoming_protocol": "imap",
+                "outgoing_enabled": False,
+                "default_outgoing": True,
+            },
             "default_outgoing",
             "outgoing enabled",
         ),
         (
-            {"incoming_host": "h", "incoming_port": 993, "incoming_security": "ssl",
-             "incoming_protocol": "imap", "outgoing_enabled": False, "verify_cert": False},
+            {
+                "incoming_host": "h",
+                "incoming_port": 993,
+                "incoming_security": "ssl",
+                "incoming_protocol": "imap",
+                "outgoing_enabled": False,
+                "verify_cert": False,
+            },
             "confirm_no_verify",
             "Confirm",
         ),
         (
-            {"incoming_host": "h", "incoming_port": 993, "incoming_security": "ssl",
-             "incoming_protocol": "imap", "outgoing_enabled": False, "ascii_password": True,
-             "password": "zażółć"},
+            {
+                "incoming_host": "h",
+                "incoming_port": 993,
+                "incoming_security": "ssl",
+                "incoming_protocol": "imap",
+                "outgoing_enabled": False,
+                "ascii_password": True,
+                "password": "zażółć",
+            },
             "password",
             "ASCII",
         ),
@@ -163,8 +197,14 @@ def test_form_bad_input_is_specific_and_saves_nothing(data, field, fragment):
 
 def test_form_refuses_duplicate_address():
     make_account("dup@example.test")
-    f = form(email="DUP@example.test", incoming_host="h", incoming_port=993,
-             incoming_security="ssl", incoming_protocol="imap", outgoing_enabled=False)
+    f = form(
+        email="DUP@example.test",
+        incoming_host="h",
+        incoming_port=993,
+        incoming_security="ssl",
+        incoming_protocol="imap",
+        outgoing_enabled=False,
+    )
     assert not f.is_valid()
     assert "email" in f.errors
 
@@ -173,7 +213,12 @@ def test_form_refuses_pop3_for_new_accounts_when_switched_off():
     site = SiteSettings.load()
     site.allow_pop3_for_new_accounts = False
     site.save()
-    f = form(incoming_protocol="pop3", incoming_host="h", incoming_port=995,
-             incoming_security="ssl", outgoing_enabled=False)
+    f = form(
+        incoming_protocol="pop3",
+        incoming_host="h",
+        incoming_port=995,
+        incoming_security="ssl",
+        outgoing_enabled=False,
+    )
     assert not f.is_valid()
     assert "POP3" in " ".join(f.errors["incoming_protocol"])

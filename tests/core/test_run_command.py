@@ -10,7 +10,6 @@ import urllib.request
 from pathlib import Path
 
 
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,7 +71,9 @@ def test_run_starts_on_sqlite_and_restarts_without_losing_anything(tmp_path):
     assert "first-admin-pw-123" not in out  # a password from the environment is not echoed
     db = data / "postroom.sqlite3"
     assert db.exists()
-    keys_before = (data / "encryption_keys").read_bytes() if (data / "encryption_keys").exists() else None
+    keys_before = (
+        (data / "encryption_keys").read_bytes() if (data / "encryption_keys").exists() else None
+    )
     secret_before = (data / "secret_key").read_bytes()
 
     proc = _start(data, port)

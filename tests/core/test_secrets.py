@@ -57,7 +57,9 @@ def _account(email: str, password: str) -> EmailAccount:
         smtp_port=465,
         smtp_security="ssl",
     )
-    return do_save_account(account, actor=None, password=password, smtp_password="smtp-" + password, check=False)
+    return do_save_account(
+        account, actor=None, password=password, smtp_password="smtp-" + password, check=False
+    )
 
 
 @pytest.mark.django_db

@@ -180,7 +180,9 @@ class AccountForm(forms.ModelForm[EmailAccount]):
         pem = str(self.cleaned_data.get("ca_cert") or "").strip()
         if pem and "-----BEGIN CERTIFICATE-----" not in pem:
             raise forms.ValidationError(
-                _("Paste the CA certificate in PEM form (it starts with -----BEGIN CERTIFICATE-----).")
+                _(
+                    "Paste the CA certificate in PEM form (it starts with -----BEGIN CERTIFICATE-----)."
+                )
             )
         return pem
 
@@ -261,7 +263,9 @@ class AccountForm(forms.ModelForm[EmailAccount]):
                 if data.get(field) and not str(data[field]).isascii():
                     self.add_error(
                         field,
-                        _("This account accepts ASCII passwords only; this one has other characters."),
+                        _(
+                            "This account accepts ASCII passwords only; this one has other characters."
+                        ),
                     )
 
     def _clean_security(self, data: dict[str, Any], servers: Any) -> None:
@@ -275,7 +279,9 @@ class AccountForm(forms.ModelForm[EmailAccount]):
             return
         plain_in = data.get("incoming_enabled") and servers.incoming_security == Security.NONE
         plain_out = (
-            data.get("outgoing_enabled") and servers.smtp_auth and servers.smtp_security == Security.NONE
+            data.get("outgoing_enabled")
+            and servers.smtp_auth
+            and servers.smtp_security == Security.NONE
         )
         message = _(
             "With security set to none the password would cross the network unencrypted. "
@@ -299,4 +305,7 @@ class AccountForm(forms.ModelForm[EmailAccount]):
     # -- results ----------------------------------------------------------
     def passwords(self) -> tuple[str | None, str | None]:
         """(password, smtp_password) to pass to do_save_account: None keeps the stored one."""
-        return (self.cleaned_data.get("password") or None, self.cleaned_data.get("smtp_password") or None)
+        return (
+            self.cleaned_data.get("password") or None,
+            self.cleaned_data.get("smtp_password") or None,
+        )

@@ -18,9 +18,7 @@ DEFAULT_PORT = 8000
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help=_("migrate, then serve the web UI and API"))
     run.add_argument("--host", default=os.environ.get("POSTROOM_HOST", DEFAULT_HOST))
-    run.add_argument(
-        "--port", type=int, default=int(os.environ.get("POSTROOM_PORT", DEFAULT_PORT))
-    )
+    run.add_argument("--port", type=int, default=int(os.environ.get("POSTROOM_PORT", DEFAULT_PORT)))
     run.add_argument("--threads", type=int, default=8)
     run.set_defaults(handler=cmd_run)
 
@@ -80,13 +78,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if password is not None:
         username = os.environ.get("POSTROOM_ADMIN_USERNAME", "admin")
         if os.environ.get("POSTROOM_ADMIN_PASSWORD"):
-            print(_("Created admin user %(u)s with the password from POSTROOM_ADMIN_PASSWORD.")
-                  % {"u": username})
+            print(
+                _("Created admin user %(u)s with the password from POSTROOM_ADMIN_PASSWORD.")
+                % {"u": username}
+            )
         else:
-            print(_("Created admin user %(u)s with password: %(p)s  (shown only this once)")
-                  % {"u": username, "p": password})
-    print(_("Postroom is serving on http://%(h)s:%(p)d/") % {"h": args.host, "p": args.port},
-          flush=True)
+            print(
+                _("Created admin user %(u)s with password: %(p)s  (shown only this once)")
+                % {"u": username, "p": password}
+            )
+    print(
+        _("Postroom is serving on http://%(h)s:%(p)d/") % {"h": args.host, "p": args.port},
+        flush=True,
+    )
     serve(application, host=args.host, port=args.port, threads=args.threads, ident="postroom")
     return 0
 
@@ -112,7 +116,9 @@ def cmd_createuser(args: argparse.Namespace) -> int:
             validate_password(password)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
-    create = user_model.objects.create_superuser if args.superuser else user_model.objects.create_user
+    create = (
+        user_model.objects.create_superuser if args.superuser else user_model.objects.create_user
+    )
     create(username=args.username, email=args.email, password=password)
     print(_("Created user %(u)s.") % {"u": args.username})
     if generated:
@@ -128,8 +134,10 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     print(_("Re-encrypted %(n)d stored row(s) with a new key.") % {"n": count})
     if keys_are_from_env():
         print(
-            _("Your keys come from POSTROOM_ENCRYPTION_KEYS: set it to the new key before the "
-              "next start (the old keys no longer decrypt anything):"),
+            _(
+                "Your keys come from POSTROOM_ENCRYPTION_KEYS: set it to the new key before the "
+                "next start (the old keys no longer decrypt anything):"
+            ),
             file=sys.stderr,
         )
         print(new_key)

@@ -2,122 +2,474 @@
 
 import django.core.validators
 import django.db.models.deletion
-import postroom.accounts.models.accounts
 from django.conf import settings
 from django.db import migrations, models
 
+import postroom.accounts.models.accounts
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EmailDomain',
+            name="EmailDomain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='For example: example.com', max_length=253, unique=True, verbose_name='domain')),
-                ('incoming_protocol', models.CharField(choices=[('imap', 'IMAP'), ('pop3', 'POP3')], default='imap', max_length=8, verbose_name='incoming protocol')),
-                ('incoming_host', models.CharField(max_length=253, verbose_name='incoming server')),
-                ('incoming_port', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='incoming port')),
-                ('incoming_security', models.CharField(choices=[('ssl', 'SSL/TLS'), ('starttls', 'STARTTLS'), ('none', 'None (unencrypted)')], default='ssl', max_length=10, verbose_name='incoming security')),
-                ('smtp_host', models.CharField(blank=True, max_length=253, verbose_name='SMTP server')),
-                ('smtp_port', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='SMTP port')),
-                ('smtp_security', models.CharField(choices=[('ssl', 'SSL/TLS'), ('starttls', 'STARTTLS'), ('none', 'None (unencrypted)')], default='starttls', max_length=10, verbose_name='SMTP security')),
-                ('smtp_auth', models.BooleanField(default=True, verbose_name='SMTP authentication')),
-                ('verify_cert', models.BooleanField(default=True, verbose_name='verify server certificates')),
-                ('ca_cert', models.TextField(blank=True, help_text='For self-hosted servers with a private certificate authority.', verbose_name='trusted CA certificate (PEM)')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="For example: example.com",
+                        max_length=253,
+                        unique=True,
+                        verbose_name="domain",
+                    ),
+                ),
+                (
+                    "incoming_protocol",
+                    models.CharField(
+                        choices=[("imap", "IMAP"), ("pop3", "POP3")],
+                        default="imap",
+                        max_length=8,
+                        verbose_name="incoming protocol",
+                    ),
+                ),
+                ("incoming_host", models.CharField(max_length=253, verbose_name="incoming server")),
+                (
+                    "incoming_port",
+                    models.PositiveIntegerField(
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(65535),
+                        ],
+                        verbose_name="incoming port",
+                    ),
+                ),
+                (
+                    "incoming_security",
+                    models.CharField(
+                        choices=[
+                            ("ssl", "SSL/TLS"),
+                            ("starttls", "STARTTLS"),
+                            ("none", "None (unencrypted)"),
+                        ],
+                        default="ssl",
+                        max_length=10,
+                        verbose_name="incoming security",
+                    ),
+                ),
+                (
+                    "smtp_host",
+                    models.CharField(blank=True, max_length=253, verbose_name="SMTP server"),
+                ),
+                (
+                    "smtp_port",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(65535),
+                        ],
+                        verbose_name="SMTP port",
+                    ),
+                ),
+                (
+                    "smtp_security",
+                    models.CharField(
+                        choices=[
+                            ("ssl", "SSL/TLS"),
+                            ("starttls", "STARTTLS"),
+                            ("none", "None (unencrypted)"),
+                        ],
+                        default="starttls",
+                        max_length=10,
+                        verbose_name="SMTP security",
+                    ),
+                ),
+                (
+                    "smtp_auth",
+                    models.BooleanField(default=True, verbose_name="SMTP authentication"),
+                ),
+                (
+                    "verify_cert",
+                    models.BooleanField(default=True, verbose_name="verify server certificates"),
+                ),
+                (
+                    "ca_cert",
+                    models.TextField(
+                        blank=True,
+                        help_text="For self-hosted servers with a private certificate authority.",
+                        verbose_name="trusted CA certificate (PEM)",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'email domain',
-                'verbose_name_plural': 'email domains',
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('incoming_port__gte', 1), ('incoming_port__lte', 65535)), name='domain_incoming_port_range'), models.CheckConstraint(condition=models.Q(('smtp_port__isnull', True), models.Q(('smtp_port__gte', 1), ('smtp_port__lte', 65535)), _connector='OR'), name='domain_smtp_port_range')],
+                "verbose_name": "email domain",
+                "verbose_name_plural": "email domains",
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("incoming_port__gte", 1), ("incoming_port__lte", 65535)
+                        ),
+                        name="domain_incoming_port_range",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("smtp_port__isnull", True),
+                            models.Q(("smtp_port__gte", 1), ("smtp_port__lte", 65535)),
+                            _connector="OR",
+                        ),
+                        name="domain_smtp_port_range",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='EmailAccount',
+            name="EmailAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='account name')),
-                ('email', models.EmailField(max_length=254, unique=True, verbose_name='email address')),
-                ('preset', models.CharField(blank=True, max_length=40, verbose_name='provider preset')),
-                ('incoming_enabled', models.BooleanField(default=True, verbose_name='enable incoming')),
-                ('incoming_protocol', models.CharField(blank=True, choices=[('imap', 'IMAP'), ('pop3', 'POP3')], max_length=8, verbose_name='incoming protocol')),
-                ('incoming_host', models.CharField(blank=True, max_length=253, verbose_name='incoming server')),
-                ('incoming_port', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='incoming port')),
-                ('incoming_security', models.CharField(blank=True, choices=[('ssl', 'SSL/TLS'), ('starttls', 'STARTTLS'), ('none', 'None (unencrypted)')], max_length=10, verbose_name='incoming security')),
-                ('folders', models.JSONField(blank=True, default=postroom.accounts.models.accounts.default_folders, verbose_name='IMAP folders')),
-                ('login', models.CharField(blank=True, help_text='Leave empty to log in with the email address.', max_length=254, verbose_name='login')),
-                ('password_encrypted', models.TextField(blank=True, editable=False)),
-                ('outgoing_enabled', models.BooleanField(default=True, verbose_name='enable outgoing')),
-                ('smtp_host', models.CharField(blank=True, max_length=253, verbose_name='SMTP server')),
-                ('smtp_port', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='SMTP port')),
-                ('smtp_security', models.CharField(blank=True, choices=[('ssl', 'SSL/TLS'), ('starttls', 'STARTTLS'), ('none', 'None (unencrypted)')], max_length=10, verbose_name='SMTP security')),
-                ('smtp_auth', models.BooleanField(blank=True, help_text="Off for relays that trust this server's address.", null=True, verbose_name='SMTP authentication')),
-                ('smtp_login', models.CharField(blank=True, help_text='Leave empty to use the incoming login.', max_length=254, verbose_name='SMTP username')),
-                ('smtp_password_encrypted', models.TextField(blank=True, editable=False)),
-                ('awaiting_password', models.BooleanField(default=False, help_text='The owner enters the password at next sign-in; until then nothing logs in.', verbose_name='awaiting password')),
-                ('ascii_password', models.BooleanField(default=False, verbose_name='ASCII-only password')),
-                ('verify_cert', models.BooleanField(default=True, verbose_name='verify server certificates')),
-                ('ca_cert', models.TextField(blank=True, verbose_name='trusted CA certificate (PEM)')),
-                ('allow_plaintext_login', models.BooleanField(default=False, verbose_name='allow password over unencrypted connections')),
-                ('sender_name', models.CharField(blank=True, max_length=100, verbose_name='sender name')),
-                ('always_use_account_name_as_sender', models.BooleanField(default=False, verbose_name='always use the account name as sender name')),
-                ('always_use_account_email_as_sender', models.BooleanField(default=False, verbose_name='always use the account address as sender')),
-                ('use_for_integration', models.BooleanField(default=False, help_text='Serves the API and webhooks only.', verbose_name='used for integration')),
-                ('default_incoming', models.BooleanField(default=False, verbose_name='default incoming')),
-                ('default_outgoing', models.BooleanField(default=False, verbose_name='default outgoing')),
-                ('is_template', models.BooleanField(default=False, help_text='Shipped with Postroom; disabled until completed.', verbose_name='template')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='owned_mail_accounts', to=settings.AUTH_USER_MODEL, verbose_name='owner')),
-                ('domain', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='accounts', to='accounts.emaildomain', verbose_name='domain')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(max_length=100, unique=True, verbose_name="account name"),
+                ),
+                (
+                    "email",
+                    models.EmailField(max_length=254, unique=True, verbose_name="email address"),
+                ),
+                (
+                    "preset",
+                    models.CharField(blank=True, max_length=40, verbose_name="provider preset"),
+                ),
+                (
+                    "incoming_enabled",
+                    models.BooleanField(default=True, verbose_name="enable incoming"),
+                ),
+                (
+                    "incoming_protocol",
+                    models.CharField(
+                        blank=True,
+                        choices=[("imap", "IMAP"), ("pop3", "POP3")],
+                        max_length=8,
+                        verbose_name="incoming protocol",
+                    ),
+                ),
+                (
+                    "incoming_host",
+                    models.CharField(blank=True, max_length=253, verbose_name="incoming server"),
+                ),
+                (
+                    "incoming_port",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(65535),
+                        ],
+                        verbose_name="incoming port",
+                    ),
+                ),
+                (
+                    "incoming_security",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("ssl", "SSL/TLS"),
+                            ("starttls", "STARTTLS"),
+                            ("none", "None (unencrypted)"),
+                        ],
+                        max_length=10,
+                        verbose_name="incoming security",
+                    ),
+                ),
+                (
+                    "folders",
+                    models.JSONField(
+                        blank=True,
+                        default=postroom.accounts.models.accounts.default_folders,
+                        verbose_name="IMAP folders",
+                    ),
+                ),
+                (
+                    "login",
+                    models.CharField(
+                        blank=True,
+                        help_text="Leave empty to log in with the email address.",
+                        max_length=254,
+                        verbose_name="login",
+                    ),
+                ),
+                ("password_encrypted", models.TextField(blank=True, editable=False)),
+                (
+                    "outgoing_enabled",
+                    models.BooleanField(default=True, verbose_name="enable outgoing"),
+                ),
+                (
+                    "smtp_host",
+                    models.CharField(blank=True, max_length=253, verbose_name="SMTP server"),
+                ),
+                (
+                    "smtp_port",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(65535),
+                        ],
+                        verbose_name="SMTP port",
+                    ),
+                ),
+                (
+                    "smtp_security",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("ssl", "SSL/TLS"),
+                            ("starttls", "STARTTLS"),
+                            ("none", "None (unencrypted)"),
+                        ],
+                        max_length=10,
+                        verbose_name="SMTP security",
+                    ),
+                ),
+                (
+                    "smtp_auth",
+                    models.BooleanField(
+                        blank=True,
+                        help_text="Off for relays that trust this server's address.",
+                        null=True,
+                        verbose_name="SMTP authentication",
+                    ),
+                ),
+                (
+                    "smtp_login",
+                    models.CharField(
+                        blank=True,
+                        help_text="Leave empty to use the incoming login.",
+                        max_length=254,
+                        verbose_name="SMTP username",
+                    ),
+                ),
+                ("smtp_password_encrypted", models.TextField(blank=True, editable=False)),
+                (
+                    "awaiting_password",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The owner enters the password at next sign-in; until then nothing logs in.",
+                        verbose_name="awaiting password",
+                    ),
+                ),
+                (
+                    "ascii_password",
+                    models.BooleanField(default=False, verbose_name="ASCII-only password"),
+                ),
+                (
+                    "verify_cert",
+                    models.BooleanField(default=True, verbose_name="verify server certificates"),
+                ),
+                (
+                    "ca_cert",
+                    models.TextField(blank=True, verbose_name="trusted CA certificate (PEM)"),
+                ),
+                (
+                    "allow_plaintext_login",
+                    models.BooleanField(
+                        default=False, verbose_name="allow password over unencrypted connections"
+                    ),
+                ),
+                (
+                    "sender_name",
+                    models.CharField(blank=True, max_length=100, verbose_name="sender name"),
+                ),
+                (
+                    "always_use_account_name_as_sender",
+                    models.BooleanField(
+                        default=False, verbose_name="always use the account name as sender name"
+                    ),
+                ),
+                (
+                    "always_use_account_email_as_sender",
+                    models.BooleanField(
+                        default=False, verbose_name="always use the account address as sender"
+                    ),
+                ),
+                (
+                    "use_for_integration",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Serves the API and webhooks only.",
+                        verbose_name="used for integration",
+                    ),
+                ),
+                (
+                    "default_incoming",
+                    models.BooleanField(default=False, verbose_name="default incoming"),
+                ),
+                (
+                    "default_outgoing",
+                    models.BooleanField(default=False, verbose_name="default outgoing"),
+                ),
+                (
+                    "is_template",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Shipped with Postroom; disabled until completed.",
+                        verbose_name="template",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="owned_mail_accounts",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="owner",
+                    ),
+                ),
+                (
+                    "domain",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="accounts",
+                        to="accounts.emaildomain",
+                        verbose_name="domain",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'email account',
-                'verbose_name_plural': 'email accounts',
-                'ordering': ['name'],
+                "verbose_name": "email account",
+                "verbose_name_plural": "email accounts",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AccountAccess',
+            name="AccountAccess",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('can_read', models.BooleanField(default=True, verbose_name='read')),
-                ('can_send', models.BooleanField(default=False, verbose_name='send')),
-                ('can_manage', models.BooleanField(default=False, verbose_name='manage')),
-                ('group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='mail_account_access', to='auth.group')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='mail_account_access', to=settings.AUTH_USER_MODEL)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='access', to='accounts.emailaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("can_read", models.BooleanField(default=True, verbose_name="read")),
+                ("can_send", models.BooleanField(default=False, verbose_name="send")),
+                ("can_manage", models.BooleanField(default=False, verbose_name="manage")),
+                (
+                    "group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="mail_account_access",
+                        to="auth.group",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="mail_account_access",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="access",
+                        to="accounts.emailaccount",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'account access',
-                'verbose_name_plural': 'account access',
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('user__isnull', False), ('group__isnull', True)), models.Q(('user__isnull', True), ('group__isnull', False)), _connector='OR'), name='access_user_xor_group'), models.UniqueConstraint(condition=models.Q(('user__isnull', False)), fields=('account', 'user'), name='access_unique_user'), models.UniqueConstraint(condition=models.Q(('group__isnull', False)), fields=('account', 'group'), name='access_unique_group')],
+                "verbose_name": "account access",
+                "verbose_name_plural": "account access",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("user__isnull", False), ("group__isnull", True)),
+                            models.Q(("user__isnull", True), ("group__isnull", False)),
+                            _connector="OR",
+                        ),
+                        name="access_user_xor_group",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("user__isnull", False)),
+                        fields=("account", "user"),
+                        name="access_unique_user",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("group__isnull", False)),
+                        fields=("account", "group"),
+                        name="access_unique_group",
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='emailaccount',
-            constraint=models.UniqueConstraint(condition=models.Q(('default_incoming', True)), fields=('default_incoming',), name='one_default_incoming_account'),
+            model_name="emailaccount",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("default_incoming", True)),
+                fields=("default_incoming",),
+                name="one_default_incoming_account",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='emailaccount',
-            constraint=models.UniqueConstraint(condition=models.Q(('default_outgoing', True)), fields=('default_outgoing',), name='one_default_outgoing_account'),
+            model_name="emailaccount",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("default_outgoing", True)),
+                fields=("default_outgoing",),
+                name="one_default_outgoing_account",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='emailaccount',
-            constraint=models.CheckConstraint(condition=models.Q(('incoming_port__isnull', True), models.Q(('incoming_port__gte', 1), ('incoming_port__lte', 65535)), _connector='OR'), name='account_incoming_port_range'),
+            model_name="emailaccount",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("incoming_port__isnull", True),
+                    models.Q(("incoming_port__gte", 1), ("incoming_port__lte", 65535)),
+                    _connector="OR",
+                ),
+                name="account_incoming_port_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='emailaccount',
-            constraint=models.CheckConstraint(condition=models.Q(('smtp_port__isnull', True), models.Q(('smtp_port__gte', 1), ('smtp_port__lte', 65535)), _connector='OR'), name='account_smtp_port_range'),
+            model_name="emailaccount",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("smtp_port__isnull", True),
+                    models.Q(("smtp_port__gte", 1), ("smtp_port__lte", 65535)),
+                    _connector="OR",
+                ),
+                name="account_smtp_port_range",
+            ),
         ),
     ]
