@@ -7,6 +7,7 @@ and then call these functions.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -86,16 +87,15 @@ def run_connection_test(account: EmailAccount) -> ConnectionReport:
             incoming=SideResult.awaiting_password() if account.incoming_enabled else None,
             outgoing=SideResult.awaiting_password() if account.outgoing_enabled else None,
         )
-    incoming = (
-        SideResult.from_diagnosis(check_incoming(incoming_check(account)))
-        if account.incoming_enabled
-        else None
-    )
-    outgoing = (
-        SideResult.from_diagnosis(check_outgoing(outgoing_check(account)))
-        if account.outgoing_enabled
-        else None
-    )
+    # Settings are read here, in the request's thread; only the network work
+    # runs in parallel, so the whole test takes as long as the slower side.
+    in_check = incoming_check(account) if account.incoming_enabled else None
+    out_check = outgoing_check(account) if account.outgoing_enabled else None
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="conncheck") as pool:
+        in_future = pool.submit(check_incoming, in_check) if in_check else None
+        out_future = pool.submit(check_outgoing, out_check) if out_check else None
+        incoming = SideResult.from_diagnosis(in_future.result()) if in_future else None
+        outgoing = SideResult.from_diagnosis(out_future.result()) if out_future else None
     return ConnectionReport(incoming=incoming, outgoing=outgoing)
 
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from typing import cast
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
 from postroom.accounts.models import AccountAccess, EmailAccount, Right
 
 UserLike = AbstractBaseUser | AnonymousUser
 
+
+def _user(user: UserLike) -> User | AnonymousUser:
+    # Postroom uses Django's default user model, which has groups and permissions.
+    return user if isinstance(user, AnonymousUser) else cast(User, user)
+
 _RIGHT_FIELD = {Right.READ: "can_read", Right.SEND: "can_send", Right.MANAGE: "can_manage"}
 
 
 def _grant_filter(user: UserLike, right: Right) -> Q:
+    user = _user(user)
     grants = AccountAccess.objects.filter(
-        Q(user_id=user.pk) | Q(group__in=user.groups.all()),  # type: ignore[union-attr]
+        Q(user_id=user.pk) | Q(group__in=user.groups.all()),
         **{_RIGHT_FIELD[right]: True},
     )
     return Q(owner_id=user.pk) | Q(pk__in=grants.values("account_id"))
@@ -22,9 +31,10 @@ def _grant_filter(user: UserLike, right: Right) -> Q:
 
 def accounts_for(user: UserLike, right: Right = Right.READ) -> QuerySet[EmailAccount]:
     """Accounts on which ``user`` holds ``right``; managing implies reading and sending."""
+    user = _user(user)
     if not user.is_authenticated or not user.is_active:
         return EmailAccount.objects.none()
-    if user.is_superuser:  # type: ignore[union-attr]
+    if user.is_superuser:
         return EmailAccount.objects.all()
     q = _grant_filter(user, right)
     if right is not Right.MANAGE:
@@ -34,9 +44,10 @@ def accounts_for(user: UserLike, right: Right = Right.READ) -> QuerySet[EmailAcc
 
 def visible_accounts(user: UserLike) -> QuerySet[EmailAccount]:
     """Every account the user has any right on: the only list a user ever sees."""
+    user = _user(user)
     if not user.is_authenticated or not user.is_active:
         return EmailAccount.objects.none()
-    if user.is_superuser:  # type: ignore[union-attr]
+    if user.is_superuser:
         return EmailAccount.objects.all()
     q = Q()
     for right in Right:
@@ -49,8 +60,10 @@ def has_right(user: UserLike, account: EmailAccount, right: Right) -> bool:
 
 
 def can_add_accounts(user: UserLike) -> bool:
+    user = _user(user)
     return bool(user.is_active and user.has_perm("accounts.add_emailaccount"))
 
 
 def can_manage_domains(user: UserLike) -> bool:
+    user = _user(user)
     return bool(user.is_active and user.has_perm("accounts.change_emaildomain"))

@@ -7,7 +7,7 @@ import logging
 import secrets as pysecrets
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -48,7 +48,7 @@ def do_create_api_token(user: AbstractBaseUser, name: str) -> tuple[ApiToken, st
     """Create a token; the raw value is returned once and never stored."""
     raw = TOKEN_PREFIX + pysecrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name, prefix=raw[: len(TOKEN_PREFIX) + 6], key_hash=hash_token(raw)
+        user_id=user.pk, name=name, prefix=raw[: len(TOKEN_PREFIX) + 6], key_hash=hash_token(raw)
     )
     do_log_event(
         kind="token.created",
