@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.forms.models import construct_instance
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django_stubs_ext import StrOrPromise
 
 from postroom.accounts.diagnosis_text import describe_warning
 from postroom.accounts.models import EmailAccount, EmailDomain, IncomingProtocol
@@ -24,7 +25,7 @@ from postroom.mail.presets import load_presets
 from postroom.mail.types import Protocol, Security
 
 
-def preset_choices() -> list[tuple[str, str]]:
+def preset_choices() -> list[tuple[str, StrOrPromise]]:
     return [("", gettext_lazy("— none —"))] + [(p.key, p.name) for p in load_presets()]
 
 
@@ -168,9 +169,21 @@ class AccountForm(forms.ModelForm[EmailAccount]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["name"].required = False
-        self.fields["preset"].choices = preset_choices()
-        self.fields["owner"].queryset = get_user_model().objects.filter(is_active=True)
+        preset_field = self.fields["preset"]
+        assert isinstance(preset_field, forms.ChoiceField)
+        preset_field.choices = preset_choices()
+        owner_field = self.fields["owner"]
+        assert isinstance(owner_field, forms.ModelChoiceField)
+        owner_field.queryset = get_user_model().objects.filter(is_active=True)
         self.warnings: list[str] = []
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # A4 says marking a new default unmarks the old one, which
+        # do_save_account does in one transaction; validating the partial unique
+        # indexes here would refuse that instead. The indexes stay the
+        # database's last word against a second default.
+        exclusions: set[str] = super()._get_validation_exclusions()  # type: ignore[misc]
+        return {*exclusions, "default_incoming", "default_outgoing"}
 
     # -- field cleaning ---------------------------------------------------
     def clean_email(self) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from postroom.accounts.models import EmailAccount
-from postroom.mail.presets import get_preset
+from postroom.mail.presets import Preset, get_preset
 from postroom.mail.types import (
     Credentials,
     Endpoint,
@@ -38,6 +38,17 @@ def _first(*values: object) -> object:
     return None
 
 
+def _preset_value(preset: Preset | None, field: str) -> object:
+    # Added by the API/CLI engineer (see their report): presets keep their
+    # servers as ``preset.incoming`` / ``preset.smtp`` (ServerSettings), not as
+    # flat account-style fields, so "incoming_host" is ``preset.incoming.host``.
+    if preset is None:
+        return None
+    side, _sep, attribute = field.partition("_")
+    server = preset.smtp if side == "smtp" else preset.incoming
+    return getattr(server, attribute, None) if server is not None else None
+
+
 def resolve_servers(account: EmailAccount) -> Servers:
     domain = account.domain if account.domain_id else None
     preset = get_preset(account.preset) if account.preset else None
@@ -46,7 +57,7 @@ def resolve_servers(account: EmailAccount) -> Servers:
         return _first(
             getattr(account, field),
             getattr(domain, field, None),
-            getattr(preset, preset_field or field, None),
+            _preset_value(preset, preset_field or field),
         )
 
     smtp_auth = account.smtp_auth
