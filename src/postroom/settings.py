@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "postroom.core",
     "postroom.accounts",
+    "postroom.incoming",
     "postroom.web",
 ]
 
@@ -142,6 +143,9 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 SESSION_COOKIE_SECURE = _env_bool("POSTROOM_SECURE_COOKIES")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+
+# Raw messages and attachments, content-addressed (postroom.incoming.blobs).
+POSTROOM_BLOB_DIR = Path(os.environ.get("POSTROOM_BLOB_DIR", str(DATA_DIR / "blobs")))
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

@@ -6,10 +6,14 @@ import argparse
 import os
 import secrets
 import sys
+from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
 
 from postroom.cli import CommandError
+
+if TYPE_CHECKING:
+    from postroom.incoming.watcher import Watcher
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -21,6 +25,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--port", type=int, default=int(os.environ.get("POSTROOM_PORT", DEFAULT_PORT)))
     run.add_argument("--threads", type=int, default=8)
     run.set_defaults(handler=cmd_run)
+
+    run.add_argument("--no-watch", action="store_true", help=_("serve only; do not sync mailboxes"))
+
+    watch = sub.add_parser(
+        "watch", help=_("keep mailboxes in sync (several watchers may share one database)")
+    )
+    watch.set_defaults(handler=cmd_watch)
 
     migrate = sub.add_parser("migrate", help=_("create or upgrade the database"))
     migrate.set_defaults(handler=cmd_migrate)
@@ -87,11 +98,40 @@ def cmd_run(args: argparse.Namespace) -> int:
                 _("Created admin user %(u)s with password: %(p)s  (shown only this once)")
                 % {"u": username, "p": password}
             )
+    watcher = None if args.no_watch else _start_watcher_thread()
     print(
         _("Postroom is serving on http://%(h)s:%(p)d/") % {"h": args.host, "p": args.port},
         flush=True,
     )
-    serve(application, host=args.host, port=args.port, threads=args.threads, ident="postroom")
+    try:
+        serve(application, host=args.host, port=args.port, threads=args.threads, ident="postroom")
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    return 0
+
+
+def _start_watcher_thread() -> Watcher:
+    """The embedded default: the watcher runs beside the web server in one process."""
+    import threading
+
+    from postroom.incoming.watcher import Watcher
+
+    watcher = Watcher()
+    threading.Thread(target=watcher.run, name="watcher", daemon=True).start()
+    return watcher
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+
+    from postroom.incoming.watcher import Watcher
+
+    watcher = Watcher()
+    signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    signal.signal(signal.SIGINT, lambda *_: watcher.stop())
+    print(_("Watching mailboxes as %(h)s") % {"h": watcher.holder}, flush=True)
+    watcher.run()
     return 0
 
 

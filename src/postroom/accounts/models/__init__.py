@@ -1,6 +1,6 @@
 from postroom.accounts.models.access import AccountAccess, Right
 from postroom.accounts.models.accounts import EmailAccount
-from postroom.accounts.models.choices import IncomingProtocol, SecurityChoice
+from postroom.accounts.models.choices import IncomingProtocol, SecurityChoice, SyncOption
 from postroom.accounts.models.domains import EmailDomain
 
 __all__ = [
@@ -10,4 +10,5 @@ __all__ = [
     "IncomingProtocol",
     "Right",
     "SecurityChoice",
+    "SyncOption",
 ]

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from postroom.accounts.models.choices import IncomingProtocol, SecurityChoice
+from postroom.accounts.models.choices import IncomingProtocol, SecurityChoice, SyncOption
 from postroom.accounts.models.domains import PORT_VALIDATORS, EmailDomain
 from postroom.core import secrets
 
@@ -82,6 +83,40 @@ class EmailAccount(models.Model):
         help_text=_("Leave empty to use the incoming login."),
     )
     smtp_password_encrypted = models.TextField(blank=True, editable=False)
+
+    # Incoming sync (B2-B6, E2).
+    sync_enabled = models.BooleanField(_("sync enabled"), default=True)
+    sync_option = models.CharField(
+        _("sync"),
+        max_length=8,
+        choices=SyncOption.choices,
+        default=SyncOption.ALL,
+        help_text=_("Neither option changes anything on the server."),
+    )
+    initial_sync_count = models.PositiveIntegerField(
+        _("initial sync count"),
+        null=True,
+        blank=True,
+        help_text=_("How many of the newest messages the first sync takes; empty for all."),
+    )
+    poll_interval = models.PositiveIntegerField(
+        _("poll interval (seconds)"),
+        default=120,
+        validators=[MinValueValidator(10)],
+        help_text=_("For POP3 and for IMAP folders that are not watched with IDLE."),
+    )
+    max_attachment_size = models.PositiveBigIntegerField(
+        _("attachment size limit (bytes)"),
+        null=True,
+        blank=True,
+        default=25 * 1024 * 1024,
+        help_text=_("Larger attachments are not stored; the message records what was left out."),
+    )
+    pop3_delete_after_retrieval = models.BooleanField(
+        _("delete from the POP3 server after retrieval"),
+        default=False,
+        help_text=_("Only messages already stored safely are deleted."),
+    )
 
     awaiting_password = models.BooleanField(
         _("awaiting password"),

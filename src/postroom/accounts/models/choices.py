@@ -15,3 +15,8 @@ class SecurityChoice(models.TextChoices):
     SSL = "ssl", _("SSL/TLS")
     STARTTLS = "starttls", _("STARTTLS")
     NONE = "none", _("None (unencrypted)")
+
+
+class SyncOption(models.TextChoices):
+    ALL = "all", _("All messages")
+    UNSEEN = "unseen", _("Unseen messages only")

@@ -1,0 +1,230 @@
+"""State changes of incoming mail: sync runs, their status, and the account's sync switch."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from postroom.accounts.actions import SideResult
+from postroom.accounts.models import EmailAccount, IncomingProtocol
+from postroom.accounts.resolve import incoming_check
+from postroom.core.actions import do_log_event
+from postroom.core.models import EventLevel
+from postroom.incoming.engine import Progress, SyncResult, account_protocol, sync_account
+from postroom.incoming.extract import extract_messages
+from postroom.incoming.models import Message, MessageLocation, SyncState, SyncStatus
+from postroom.mail.diagnostics import diagnose_error
+from postroom.mail.errors import AuthError, MailError
+from postroom.mail.imap_sync import ImapSyncSession
+
+logger = logging.getLogger(__name__)
+
+# A18: three refused logins in a row and we stop, before the server bans us.
+AUTH_FAILURE_LIMIT = 3
+BACKOFF_BASE = 30.0
+BACKOFF_CAP = 3600.0
+
+
+def credentials_fingerprint(account: EmailAccount) -> str:
+    """Changes whenever the credentials are saved again; an auth_error waits for it."""
+    material = "\0".join(
+        [account.effective_login, account.password_encrypted, account.smtp_password_encrypted]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def status_for(account: EmailAccount) -> SyncStatus:
+    status, _created = SyncStatus.objects.get_or_create(account=account)
+    return status
+
+
+def may_sync(account: EmailAccount, status: SyncStatus) -> bool:
+    """Whether an automatic sync may run now (a manual one ignores back-off)."""
+    if not (account.incoming_enabled and account.sync_enabled) or account.awaiting_password:
+        return False
+    if status.state == SyncState.AUTH_ERROR:
+        return status.credentials_fingerprint != credentials_fingerprint(account)
+    return status.next_attempt_at is None or status.next_attempt_at <= timezone.now()
+
+
+def _backoff(errors: int) -> timedelta:
+    # Exponential with full jitter, capped: a flapping server is not hammered.
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** min(errors, 16)))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def do_set_sync_enabled(account: EmailAccount, enabled: bool, *, actor: object = None) -> None:
+    with transaction.atomic():
+        EmailAccount.objects.filter(pk=account.pk).update(sync_enabled=enabled)
+        account.sync_enabled = enabled
+        status = status_for(account)
+        status.state = SyncState.IDLE if enabled else SyncState.DISABLED
+        status.save(update_fields=["state", "updated_at"])
+        do_log_event(
+            kind="sync.enabled" if enabled else "sync.disabled",
+            account=account,
+            message=(_("Sync switched on.") if enabled else _("Sync switched off.")),
+            data={"actor": getattr(actor, "username", None)},
+        )
+
+
+def _record_progress(status_id: int) -> Progress:
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = timezone.now().timestamp()
+        # Throttled: the status page needs a figure, not a write per message.
+        if done in (0, total) or now - last[0] >= 1.0:
+            last[0] = now
+            SyncStatus.objects.filter(pk=status_id).update(progress_done=done, progress_total=total)
+
+    return progress
+
+
+def do_sync_account(
+    account: EmailAccount, *, progress: Progress | None = None, extract: bool = True
+) -> SyncResult:
+    """Run one sync pass and record how it went (E1, E2, A18).
+
+    Raises the mail error after recording it, so callers that wait (the CLI)
+    can say what failed; the watcher catches it and moves on.
+    """
+    status = status_for(account)
+    status.state = SyncState.SYNCING
+    status.progress_done = status.progress_total = 0
+    status.save(update_fields=["state", "progress_done", "progress_total", "updated_at"])
+    recorder = _record_progress(status.pk)
+
+    def both(done: int, total: int) -> None:
+        recorder(done, total)
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        result = sync_account(account, progress=both)
+    except MailError as exc:
+        _record_failure(account, status, exc)
+        raise
+    except Exception as exc:
+        logger.exception("sync of account %s failed unexpectedly", account.pk)
+        _record_failure(account, status, exc)
+        raise
+    if extract and result.result.new_message_ids:
+        extract_messages(result.result.new_message_ids, account.max_attachment_size)
+    status.state = SyncState.IDLE
+    status.last_success_at = timezone.now()
+    status.last_error_code = status.last_error_message = ""
+    status.consecutive_auth_failures = status.consecutive_errors = 0
+    status.next_attempt_at = None
+    status.save()
+    do_log_event(
+        kind="sync.completed",
+        account=account,
+        message=_("Sync finished: %(stored)d new, %(dup)d already held, in %(s).1f s.")
+        % {"stored": result.result.stored, "dup": result.result.duplicates, "s": result.seconds},
+        data={
+            "fetched": result.result.fetched,
+            "stored": result.result.stored,
+            "duplicates": result.result.duplicates,
+            "seconds": round(result.seconds, 3),
+        },
+    )
+    return result
+
+
+def _record_failure(account: EmailAccount, status: SyncStatus, exc: Exception) -> None:
+    if isinstance(exc, MailError):
+        side = SideResult.from_diagnosis(diagnose_error(exc))
+        code, message = side.code or "error", f"{side.message} {side.fix}".strip()
+    else:
+        code, message = "internal_error", _("Internal error: %(e)s") % {"e": type(exc).__name__}
+    status.last_error_code = code
+    status.last_error_message = message
+    level = EventLevel.ERROR
+    if isinstance(exc, AuthError):
+        status.consecutive_auth_failures += 1
+        if status.consecutive_auth_failures >= AUTH_FAILURE_LIMIT:
+            status.state = SyncState.AUTH_ERROR
+            status.credentials_fingerprint = credentials_fingerprint(account)
+            message = _(
+                "Login refused %(n)d times in a row: sync stopped until the password is changed."
+            ) % {"n": status.consecutive_auth_failures}
+        else:
+            status.state = SyncState.ERROR
+            status.next_attempt_at = timezone.now() + _backoff(status.consecutive_auth_failures)
+    else:
+        status.consecutive_errors += 1
+        status.state = SyncState.ERROR
+        status.next_attempt_at = timezone.now() + _backoff(status.consecutive_errors)
+    status.save()
+    do_log_event(
+        kind="sync.auth_error" if status.state == SyncState.AUTH_ERROR else "sync.failed",
+        level=level,
+        account=account,
+        message=message,
+        data={"code": code},
+    )
+
+
+def do_request_sync(account: EmailAccount) -> SyncStatus:
+    """Ask the watcher holding ``account`` for a pass now ("sync now")."""
+    status = status_for(account)
+    status.sync_requested_at = timezone.now()
+    status.save(update_fields=["sync_requested_at", "updated_at"])
+    return status
+
+
+FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered"}
+
+
+def do_set_message_flags(message: Message, *, actor: object = None, **changes: bool) -> Message:
+    """Change read/flagged/answered in Postroom and on the server (B15).
+
+    The server is written first: if it refuses, nothing changes here and the
+    error reaches the caller. POP3 has no flags, so those stay local.
+    """
+    unknown = set(changes) - set(FLAG_NAMES)
+    if unknown:
+        raise ValueError(f"unknown flags: {sorted(unknown)}")
+    account = message.account
+    add = [FLAG_NAMES[n] for n, on in changes.items() if on]
+    remove = [FLAG_NAMES[n] for n, on in changes.items() if not on]
+    locations = list(message.locations.select_related("folder"))
+    if locations and account_protocol(account) == IncomingProtocol.IMAP:
+        check = incoming_check(account)
+        with ImapSyncSession(check.endpoint, check.credentials) as session:
+            by_folder: dict[str, list[MessageLocation]] = {}
+            for location in locations:
+                by_folder.setdefault(location.folder.name, []).append(location)
+            for folder, rows in by_folder.items():
+                status = session.select(folder, readonly=False)
+                uids = [r.uid for r in rows if r.uidvalidity == status.uidvalidity]
+                if add:
+                    session.add_flags(uids, add)
+                if remove:
+                    session.remove_flags(uids, remove)
+    with transaction.atomic():
+        for location in locations:
+            flags = (set(location.flags) | set(add)) - set(remove)
+            location.flags = sorted(flags)
+            location.save(update_fields=["flags"])
+        for name, on in changes.items():
+            setattr(message, name, on)
+        message.save(update_fields=list(changes))
+        do_log_event(
+            kind="message.flags",
+            account=account,
+            message=_("Flags changed on a message."),
+            data={
+                "message": message.pk,
+                "changes": changes,
+                "actor": getattr(actor, "username", None),
+            },
+        )
+    return message

@@ -1,0 +1,192 @@
+"""One sync pass of one account: fetch what is new, store it, keep flags in step.
+
+Pure orchestration between the protocol sessions in ``postroom.mail`` and the
+ingest functions; the caller (an action) owns status, leases and errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from postroom.accounts.models import EmailAccount, IncomingProtocol, SyncOption
+from postroom.accounts.resolve import incoming_check
+from postroom.incoming.ingest import (
+    BatchResult,
+    RawMail,
+    apply_flags,
+    forget_expunged,
+    store_imap_batch,
+    store_pop3_mail,
+)
+from postroom.incoming.models import FolderState, MessageLocation, Pop3Location
+from postroom.mail.imap_sync import FolderStatus, ImapSyncSession
+from postroom.mail.pop3_sync import Pop3SyncSession
+
+logger = logging.getLogger(__name__)
+
+FETCH_BATCH = 200
+# Without CONDSTORE, flags of this many newest messages are re-read each pass.
+FLAG_REFRESH_WINDOW = 2000
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SyncResult:
+    result: BatchResult
+    seconds: float
+
+
+def _noop_progress(done: int, total: int) -> None:
+    return None
+
+
+def _folder_state(account: EmailAccount, name: str) -> FolderState:
+    state, _created = FolderState.objects.get_or_create(account=account, name=name)
+    return state
+
+
+def _handle_uidvalidity(state: FolderState, status: FolderStatus) -> int | None:
+    """On a UIDVALIDITY change start the folder over; returns the old value to clean up.
+
+    The old ledger rows stay until the new ones are written, so a message is
+    never without a location in between; re-fetched bytes hash to the same
+    blob and so to the same message: nothing is duplicated.
+    """
+    if state.uidvalidity is None or state.uidvalidity == status.uidvalidity:
+        if state.uidvalidity is None:
+            state.uidvalidity = status.uidvalidity
+            state.save(update_fields=["uidvalidity"])
+        return None
+    old = state.uidvalidity
+    logger.warning(
+        "UIDVALIDITY of %s changed from %s to %s: re-reading the folder",
+        state.name,
+        old,
+        status.uidvalidity,
+    )
+    state.uidvalidity = status.uidvalidity
+    state.last_uid = 0
+    state.highestmodseq = None
+    state.save(update_fields=["uidvalidity", "last_uid", "highestmodseq"])
+    return old
+
+
+def sync_imap_folder(
+    session: ImapSyncSession,
+    account: EmailAccount,
+    folder: str,
+    *,
+    progress: Progress = _noop_progress,
+) -> BatchResult:
+    total = BatchResult()
+    status = session.select(folder)
+    state = _folder_state(account, folder)
+    stale_uidvalidity = _handle_uidvalidity(state, status)
+    first_sync = state.last_uid == 0 and not state.locations.exists()
+
+    unseen_only = account.sync_option == SyncOption.UNSEEN
+    if first_sync and account.initial_sync_count:
+        uids = session.newest_uids(account.initial_sync_count)
+        if unseen_only:
+            unseen = set(session.uids_after(0, unseen_only=True))
+            uids = [u for u in uids if u in unseen]
+    else:
+        uids = session.uids_after(state.last_uid, unseen_only=unseen_only)
+    uids = sorted(uids)
+    done = 0
+    progress(done, len(uids))
+    for batch in session.fetch(uids, batch_size=FETCH_BATCH):
+        mails = [
+            RawMail(uid=m.uid, raw=m.raw, flags=tuple(m.flags), modseq=m.modseq) for m in batch
+        ]
+        total.add(store_imap_batch(state, status.uidvalidity, mails))
+        done += len(batch)
+        progress(done, len(uids))
+
+    if stale_uidvalidity is not None:
+        MessageLocation.objects.filter(folder=state, uidvalidity=stale_uidvalidity).delete()
+
+    _sync_flags_and_expunges(session, state, status)
+    with transaction.atomic():
+        state.uidnext = status.uidnext
+        state.highestmodseq = status.highestmodseq
+        state.last_synced_at = timezone.now()
+        state.save(update_fields=["uidnext", "highestmodseq", "last_synced_at"])
+    return total
+
+
+def _sync_flags_and_expunges(
+    session: ImapSyncSession, state: FolderState, status: FolderStatus
+) -> None:
+    known = MessageLocation.objects.filter(folder=state, uidvalidity=status.uidvalidity)
+    if not known.exists():
+        return
+    if state.highestmodseq and status.highestmodseq:
+        if status.highestmodseq != state.highestmodseq:
+            apply_flags(state, status.uidvalidity, session.changed_flags_since(state.highestmodseq))
+    else:
+        window = list(known.order_by("-uid").values_list("uid", flat=True)[:FLAG_REFRESH_WINDOW])
+        apply_flags(state, status.uidvalidity, session.flags_for(window))
+    known_uids = list(known.values_list("uid", flat=True))
+    gone = session.expunged(known_uids)
+    if gone:
+        forget_expunged(state, status.uidvalidity, gone)
+
+
+def sync_pop3(
+    session: Pop3SyncSession, account: EmailAccount, *, progress: Progress = _noop_progress
+) -> BatchResult:
+    total = BatchResult()
+    listing = session.uidl()
+    held = set(Pop3Location.objects.filter(account=account).values_list("uidl", flat=True))
+    todo = [(n, uidl) for n, uidl in sorted(listing.items()) if uidl not in held]
+    progress(0, len(todo))
+    for done, (number, uidl) in enumerate(todo, start=1):
+        raw = session.retrieve(number)
+        total.add(store_pop3_mail(account.pk, RawMail(uid=uidl, raw=raw)))
+        progress(done, len(todo))
+    if account.pop3_delete_after_retrieval:
+        # Only what the ledger proves is stored; deletions commit at QUIT.
+        stored = dict(
+            Pop3Location.objects.filter(account=account, deleted_on_server=False).values_list(
+                "uidl", "pk"
+            )
+        )
+        deleted: list[int] = []
+        for number, uidl in listing.items():
+            pk = stored.get(uidl)
+            if pk is not None:
+                session.delete(number)
+                deleted.append(pk)
+        session.quit()
+        Pop3Location.objects.filter(pk__in=deleted).update(deleted_on_server=True)
+    return total
+
+
+def sync_account(account: EmailAccount, *, progress: Progress = _noop_progress) -> SyncResult:
+    """Fetch and store everything new on every configured folder of ``account``."""
+    started = time.monotonic()
+    check = incoming_check(account)
+    result = BatchResult()
+    protocol = account_protocol(account)
+    if protocol == IncomingProtocol.POP3:
+        with Pop3SyncSession(check.endpoint, check.credentials) as pop:
+            result.add(sync_pop3(pop, account, progress=progress))
+    else:
+        with ImapSyncSession(check.endpoint, check.credentials) as session:
+            for folder in check.folders or ("INBOX",):
+                result.add(sync_imap_folder(session, account, folder, progress=progress))
+    return SyncResult(result=result, seconds=time.monotonic() - started)
+
+
+def account_protocol(account: EmailAccount) -> str:
+    from postroom.accounts.resolve import resolve_servers
+
+    return resolve_servers(account).incoming_protocol or IncomingProtocol.IMAP

@@ -1,0 +1,107 @@
+"""The "complete" stage: bodies and attachments, parsed on every core.
+
+Parsing is CPU-bound pure Python, so it runs in worker processes that read
+the blob file and return the parsed result; only this process writes to the
+database. A message whose parse fails is quarantined, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import cache
+
+from django.db import transaction
+
+from postroom.incoming.blobs import blob_path, write_blobs
+from postroom.incoming.models import Attachment, Message, MessageBlob, ParseState
+from postroom.incoming.parse_worker import Outcome, parse_chunk
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 64
+
+
+@cache
+def _pool() -> Executor:
+    # "fork" would copy Django's open database connections into the children.
+    import multiprocessing
+
+    return ProcessPoolExecutor(
+        max_workers=max(1, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")
+    )
+
+
+def _save(outcome: Outcome) -> None:
+    if outcome.parsed is None:
+        logger.error("message %s quarantined: %s", outcome.message_id, outcome.error)
+        Message.objects.filter(pk=outcome.message_id).update(
+            parse_state=ParseState.QUARANTINED, parse_error=outcome.error[:2000]
+        )
+        return
+    parsed = outcome.parsed
+    kept = [a for a in parsed.attachments if not a.dropped and a.payload is not None]
+    stored = write_blobs(a.payload for a in kept if a.payload is not None)
+    with transaction.atomic():
+        MessageBlob.objects.bulk_create(
+            [MessageBlob(sha256=b.sha256, size=b.size) for b in stored], ignore_conflicts=True
+        )
+        Attachment.objects.filter(message_id=outcome.message_id).delete()
+        Attachment.objects.bulk_create(
+            [
+                Attachment(
+                    message_id=outcome.message_id,
+                    blob_id=blob.sha256,
+                    filename=(a.filename or "")[:500],
+                    content_type=a.content_type[:200],
+                    content_id=(a.content_id or "")[:500],
+                    size=a.size,
+                    inline=a.disposition == "inline",
+                )
+                for a, blob in zip(kept, stored, strict=True)
+            ]
+        )
+        Message.objects.filter(pk=outcome.message_id).update(
+            parse_state=ParseState.COMPLETE,
+            parse_error="",
+            text=parsed.text,
+            html=parsed.html,
+            has_attachments=bool(parsed.attachments),
+            dropped_attachments=[
+                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                for a in parsed.attachments
+                if a.dropped
+            ],
+        )
+
+
+def extract_messages(
+    message_ids: Sequence[int], limit: int | None, *, parallel: bool | None = None
+) -> int:
+    """Extract bodies and attachments of ``message_ids``; returns how many were processed."""
+    rows = list(Message.objects.filter(pk__in=list(message_ids)).values_list("pk", "blob_id"))
+    items = [(pk, str(blob_path(sha))) for pk, sha in rows]
+    if parallel is None:
+        parallel = len(items) > CHUNK
+    if not parallel:
+        for outcome in parse_chunk(items, limit):
+            _save(outcome)
+        return len(items)
+    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    futures = [_pool().submit(parse_chunk, chunk, limit) for chunk in chunks]
+    for future in futures:
+        for outcome in future.result():
+            _save(outcome)
+    return len(items)
+
+
+def reprocess_quarantined(account_id: int, limit: int | None) -> int:
+    """Parse quarantined messages again, e.g. after a parser fix."""
+    ids = list(
+        Message.objects.filter(
+            account_id=account_id, parse_state=ParseState.QUARANTINED
+        ).values_list("pk", flat=True)
+    )
+    return extract_messages(ids, limit)

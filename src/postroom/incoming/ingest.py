@@ -1,0 +1,246 @@
+"""Turn fetched raw messages into stored, threaded, findable messages.
+
+Order matters for B14 (never lose, never duplicate):
+1. the raw bytes are written durably, content-addressed;
+2. then, in one transaction, the blob rows, the parsed-header message rows,
+   the ledger rows keyed (folder, uidvalidity, uid) and the folder's new
+   high-water mark are committed together;
+3. bodies and attachments are extracted afterwards (``postroom.incoming.extract``): a message
+   counts as stored before that, and a failure there quarantines it instead
+   of losing it.
+A crash before 2 leaves only orphan files that the retry rewrites; a crash
+after 2 is invisible. Unique constraints, not luck, stop duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from postroom.incoming.blobs import write_blobs
+from postroom.incoming.models import (
+    FolderState,
+    Message,
+    MessageBlob,
+    MessageLocation,
+    Pop3Location,
+    Thread,
+)
+from postroom.mail.mime import MessageHeaders, parse_headers
+
+logger = logging.getLogger(__name__)
+
+SEEN = "\\Seen"
+FLAGGED = "\\Flagged"
+ANSWERED = "\\Answered"
+
+
+@dataclass(frozen=True)
+class RawMail:
+    """A message as fetched: where it was and its bytes."""
+
+    uid: int | str  # IMAP UID, or POP3 UIDL
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    modseq: int | None = None
+
+
+@dataclass
+class BatchResult:
+    fetched: int = 0
+    stored: int = 0  # new messages
+    duplicates: int = 0  # already held (another folder, a retry, a UIDVALIDITY reset)
+    new_message_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: BatchResult) -> None:
+        self.fetched += other.fetched
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.new_message_ids.extend(other.new_message_ids)
+
+
+def _flag_fields(flags: Sequence[str]) -> dict[str, bool]:
+    return {"seen": SEEN in flags, "flagged": FLAGGED in flags, "answered": ANSWERED in flags}
+
+
+def _message_row(
+    account_id: int, sha: str, size: int, headers: MessageHeaders, flags: Sequence[str]
+) -> Message:
+    sender = headers.from_[0] if headers.from_ else None
+    return Message(
+        account_id=account_id,
+        blob_id=sha,
+        message_id=(headers.message_id or "")[:998],
+        in_reply_to=(headers.in_reply_to or "")[:998],
+        references=list(headers.references),
+        subject=headers.subject,
+        from_name=(sender.name if sender else "")[:300],
+        from_email=(sender.email if sender else "")[:320],
+        to=[a.email for a in headers.to],
+        cc=[a.email for a in headers.cc],
+        date=headers.date,
+        size=size,
+        **_flag_fields(flags),
+    )
+
+
+def _assign_threads(account_id: int, messages: list[Message], subjects: dict[int, str]) -> None:
+    """Thread by Message-ID, In-Reply-To and References, never by subject alone (B8)."""
+    wanted: set[str] = set()
+    for msg in messages:
+        wanted.update(msg.references)
+        if msg.in_reply_to:
+            wanted.add(msg.in_reply_to)
+    known: dict[str, int] = {}
+    if wanted:
+        rows = Message.objects.filter(
+            account_id=account_id, message_id__in=wanted, thread_id__isnull=False
+        ).values_list("message_id", "thread_id")
+        known = dict(rows)
+    new_threads: list[tuple[Message, Thread]] = []
+    for index, msg in enumerate(messages):
+        parents = [msg.in_reply_to, *reversed(msg.references)]
+        thread_id = next((known[p] for p in parents if p and p in known), None)
+        if thread_id is not None:
+            msg.thread_id = thread_id
+        else:
+            thread = Thread(account_id=account_id, subject=subjects.get(index, msg.subject))
+            new_threads.append((msg, thread))
+        if msg.message_id and msg.thread_id is not None:
+            known.setdefault(msg.message_id, msg.thread_id)
+    if new_threads:
+        Thread.objects.bulk_create([t for _, t in new_threads])
+        for msg, thread in new_threads:
+            msg.thread_id = thread.pk
+
+
+def _update_thread_stats(thread_ids: set[int]) -> None:
+    from django.db.models import Count, Max
+
+    for row in (
+        Message.objects.filter(thread_id__in=thread_ids)
+        .values("thread_id")
+        .annotate(n=Count("id"), last=Max("date"))
+    ):
+        Thread.objects.filter(pk=row["thread_id"]).update(
+            message_count=row["n"], last_message_at=row["last"]
+        )
+
+
+def _store_messages(account_id: int, mails: Sequence[RawMail]) -> tuple[list[int], list[int], int]:
+    """Write blobs and message rows; returns (message id per mail, new ids, duplicates).
+
+    Must run inside the caller's transaction, after nothing else.
+    """
+    blobs = write_blobs(m.raw for m in mails)
+    shas = [b.sha256 for b in blobs]
+    MessageBlob.objects.bulk_create(
+        [MessageBlob(sha256=b.sha256, size=b.size) for b in blobs], ignore_conflicts=True
+    )
+    existing = dict(
+        Message.objects.filter(account_id=account_id, blob_id__in=set(shas)).values_list(
+            "blob_id", "id"
+        )
+    )
+    fresh: list[Message] = []
+    subjects: dict[int, str] = {}
+    pending: dict[str, int] = {}
+    for mail, blob in zip(mails, blobs, strict=True):
+        if blob.sha256 in existing or blob.sha256 in pending:
+            continue
+        headers = parse_headers(mail.raw)
+        row = _message_row(account_id, blob.sha256, blob.size, headers, mail.flags)
+        subjects[len(fresh)] = headers.subject
+        pending[blob.sha256] = len(fresh)
+        fresh.append(row)
+    if fresh:
+        _assign_threads(account_id, fresh, subjects)
+        Message.objects.bulk_create(fresh)
+        _update_thread_stats({m.thread_id for m in fresh if m.thread_id is not None})
+    ids_by_sha = dict(existing)
+    ids_by_sha.update({m.blob_id: m.pk for m in fresh})
+    per_mail = [ids_by_sha[sha] for sha in shas]
+    duplicates = len(mails) - len(fresh)
+    return per_mail, [m.pk for m in fresh], duplicates
+
+
+def store_imap_batch(
+    folder: FolderState, uidvalidity: int, mails: Sequence[RawMail]
+) -> BatchResult:
+    """Store one fetched batch of an IMAP folder and advance its high-water mark."""
+    if not mails:
+        return BatchResult()
+    with transaction.atomic():
+        per_mail, new_ids, duplicates = _store_messages(folder.account_id, mails)
+        MessageLocation.objects.bulk_create(
+            [
+                MessageLocation(
+                    folder=folder,
+                    uidvalidity=uidvalidity,
+                    uid=int(mail.uid),
+                    message_id=message_id,
+                    flags=list(mail.flags),
+                    modseq=mail.modseq,
+                )
+                for mail, message_id in zip(mails, per_mail, strict=True)
+            ],
+            ignore_conflicts=True,
+        )
+        high = max(int(m.uid) for m in mails)
+        FolderState.objects.filter(pk=folder.pk, last_uid__lt=high).update(last_uid=high)
+        folder.last_uid = max(folder.last_uid, high)
+    return BatchResult(
+        fetched=len(mails), stored=len(new_ids), duplicates=duplicates, new_message_ids=new_ids
+    )
+
+
+def store_pop3_mail(account_id: int, mail: RawMail) -> BatchResult:
+    """Store one POP3 message and its UIDL ledger row."""
+    with transaction.atomic():
+        per_mail, new_ids, duplicates = _store_messages(account_id, [mail])
+        Pop3Location.objects.get_or_create(
+            account_id=account_id, uidl=str(mail.uid), defaults={"message_id": per_mail[0]}
+        )
+    return BatchResult(
+        fetched=1, stored=len(new_ids), duplicates=duplicates, new_message_ids=new_ids
+    )
+
+
+def apply_flags(
+    folder: FolderState, uidvalidity: int, flags_by_uid: dict[int, tuple[str, ...]]
+) -> int:
+    """Record flag changes seen on the server (B15); returns the messages changed."""
+    changed = 0
+    with transaction.atomic():
+        for location in MessageLocation.objects.filter(
+            folder=folder, uidvalidity=uidvalidity, uid__in=list(flags_by_uid)
+        ).select_related("message"):
+            flags = list(flags_by_uid[location.uid])
+            if sorted(flags) == sorted(location.flags):
+                continue
+            location.flags = flags
+            location.save(update_fields=["flags"])
+            Message.objects.filter(pk=location.message_id).update(**_flag_fields(flags))
+            changed += 1
+    return changed
+
+
+def forget_expunged(folder: FolderState, uidvalidity: int, uids: Sequence[int]) -> int:
+    """Drop ledger rows for messages gone from the server folder; the messages stay."""
+    deleted, _ = MessageLocation.objects.filter(
+        folder=folder, uidvalidity=uidvalidity, uid__in=list(uids)
+    ).delete()
+    return deleted
+
+
+__all__ = [
+    "BatchResult",
+    "RawMail",
+    "apply_flags",
+    "forget_expunged",
+    "store_imap_batch",
+    "store_pop3_mail",
+]

@@ -1,0 +1,178 @@
+"""`postroom watch`: keep every enabled account in sync, IDLE where it helps.
+
+One watcher process runs one thread per account it holds a lease on. The
+thread syncs, then waits in IMAP IDLE on INBOX (re-issued well before the
+29-minute limit) or sleeps for the poll interval (POP3, or a server without
+IDLE), and syncs again as soon as the server reports new mail or someone
+asks for a sync. The main loop takes free leases, renews held ones, and
+stops threads whose lease was lost, so several watchers can share one
+PostgreSQL without ever syncing an account twice at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from postroom.accounts.models import EmailAccount, IncomingProtocol
+from postroom.accounts.resolve import incoming_check
+from postroom.incoming import leases
+from postroom.incoming.actions import do_sync_account, may_sync, status_for
+from postroom.incoming.engine import account_protocol
+from postroom.incoming.models import SyncStatus
+from postroom.mail.errors import MailError
+from postroom.mail.imap_sync import ImapSyncSession
+
+logger = logging.getLogger(__name__)
+
+IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop IDLE after 29 minutes
+SCAN_SECONDS = 2.0
+
+
+def make_holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _AccountThread:
+    account_id: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def thread_alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
+class Watcher:
+    def __init__(self, holder: str | None = None, *, lease_seconds: int = leases.LEASE_SECONDS):
+        self.holder = holder or make_holder_id()
+        self.lease_seconds = lease_seconds
+        self.stop_event = threading.Event()
+        self._threads: dict[int, _AccountThread] = {}
+
+    # -- main loop ---------------------------------------------------------
+    def run(self) -> None:
+        logger.info("watcher %s started", self.holder)
+        try:
+            while not self.stop_event.is_set():
+                close_old_connections()
+                try:
+                    self._scan()
+                except Exception:
+                    # The loop must outlive a database hiccup; the error is logged.
+                    logger.exception("watcher scan failed")
+                self.stop_event.wait(SCAN_SECONDS)
+        finally:
+            self._stop_all()
+            connection.close()
+            logger.info("watcher %s stopped", self.holder)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _scan(self) -> None:
+        wanted = set(
+            EmailAccount.objects.filter(
+                incoming_enabled=True, sync_enabled=True, awaiting_password=False
+            ).values_list("pk", flat=True)
+        )
+        for account_id in list(self._threads):
+            held = account_id in wanted and leases.renew(
+                account_id, self.holder, self.lease_seconds
+            )
+            if not held or not self._threads[account_id].thread_alive():
+                self._stop_one(account_id)
+        for account_id in wanted - set(self._threads):
+            if leases.try_acquire(account_id, self.holder, self.lease_seconds):
+                self._start_one(account_id)
+        # Wake threads whose account has a pending "sync now" request.
+        for status in SyncStatus.objects.filter(
+            account_id__in=list(self._threads), sync_requested_at__isnull=False
+        ):
+            started = status.last_run_started_at
+            if started is None or status.sync_requested_at > started:
+                self._threads[status.account_id].wake.set()
+
+    def _start_one(self, account_id: int) -> None:
+        entry = _AccountThread(account_id)
+        entry.thread = threading.Thread(
+            target=self._account_loop, args=(entry,), name=f"sync-{account_id}", daemon=True
+        )
+        self._threads[account_id] = entry
+        entry.thread.start()
+
+    def _stop_one(self, account_id: int) -> None:
+        entry = self._threads.pop(account_id)
+        entry.stop.set()
+        entry.wake.set()
+        leases.release(account_id, self.holder)
+
+    def _stop_all(self) -> None:
+        for account_id in list(self._threads):
+            entry = self._threads[account_id]
+            self._stop_one(account_id)
+            if entry.thread is not None:
+                entry.thread.join(timeout=10)
+
+    # -- one account ---------------------------------------------------------
+    def _account_loop(self, entry: _AccountThread) -> None:
+        try:
+            while not entry.stop.is_set():
+                close_old_connections()
+                account = EmailAccount.objects.filter(pk=entry.account_id).first()
+                if account is None:
+                    return
+                status = status_for(account)
+                if may_sync(account, status) or entry.wake.is_set():
+                    entry.wake.clear()
+                    SyncStatus.objects.filter(pk=status.pk).update(
+                        last_run_started_at=timezone.now()
+                    )
+                    try:
+                        do_sync_account(account)
+                    except MailError:
+                        pass  # recorded in the status and the event log by do_sync_account
+                    except Exception:
+                        logger.exception("sync of account %s failed", entry.account_id)
+                self._wait_for_news(account, entry)
+        finally:
+            connection.close()
+
+    def _wait_for_news(self, account: EmailAccount, entry: _AccountThread) -> None:
+        """Block until new mail, a sync request, a stop, or the poll interval."""
+        interval = float(account.poll_interval)
+        status = status_for(account)
+        can_idle = (
+            account_protocol(account) == IncomingProtocol.IMAP
+            and may_sync(account, status)
+            and "INBOX" in (account.folders or ["INBOX"])
+        )
+        if not can_idle:
+            entry.wake.wait(interval)
+            return
+        try:
+            check = incoming_check(account)
+            with ImapSyncSession(check.endpoint, check.credentials) as session:
+                if not session.supports_idle:
+                    entry.wake.wait(interval)
+                    return
+                session.select("INBOX")
+                waited = 0.0
+                # Short IDLE rounds so stop and "sync now" are noticed quickly.
+                while not entry.stop.is_set() and not entry.wake.is_set():
+                    if session.idle_wait(timeout=1.0):
+                        return
+                    waited += 1.0
+                    if waited >= min(interval, IDLE_RENEW_SECONDS):
+                        return
+        except MailError as exc:
+            logger.warning("IDLE on account %s failed: %s", account.pk, exc)
+            entry.wake.wait(min(interval, 30.0))
