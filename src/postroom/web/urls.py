@@ -1,8 +1,37 @@
 from django.urls import path
 
-from postroom.web import views
+from postroom.web.views import accounts, auth, domains, site
 
 app_name = "web"
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", site.home, name="home"),
+    path("login/", auth.SignInView.as_view(), name="login"),
+    path("logout/", auth.SignOutView.as_view(), name="logout"),
+    path("passwords/", auth.awaiting_passwords, name="passwords"),
+    # Accounts
+    path("accounts/", accounts.account_list, name="account_list"),
+    path("accounts/new/", accounts.account_create, name="account_create"),
+    path("accounts/form/servers/", accounts.account_form_servers, name="account_form_servers"),
+    path("accounts/form/warnings/", accounts.account_form_warnings, name="account_form_warnings"),
+    path("accounts/<int:pk>/", accounts.account_detail, name="account_detail"),
+    path("accounts/<int:pk>/edit/", accounts.account_edit, name="account_edit"),
+    path("accounts/<int:pk>/test/", accounts.account_test, name="account_test"),
+    path("accounts/<int:pk>/delete/", accounts.account_delete, name="account_delete"),
+    path("accounts/<int:pk>/sharing/", accounts.account_sharing, name="account_sharing"),
+    path(
+        "accounts/<int:pk>/sharing/<int:access_pk>/remove/",
+        accounts.account_unshare,
+        name="account_unshare",
+    ),
+    # Domains
+    path("domains/", domains.domain_list, name="domain_list"),
+    path("domains/new/", domains.domain_create, name="domain_create"),
+    path("domains/warnings/", domains.domain_warnings_view, name="domain_warnings"),
+    path("domains/<int:pk>/edit/", domains.domain_edit, name="domain_edit"),
+    path("domains/<int:pk>/delete/", domains.domain_delete, name="domain_delete"),
+    # Tokens, settings, events
+    path("tokens/", site.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", site.token_revoke, name="token_revoke"),
+    path("settings/", site.site_settings, name="site_settings"),
+    path("events/", site.events, name="events"),
 ]
