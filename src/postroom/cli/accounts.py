@@ -152,7 +152,7 @@ def _rights(actor: AbstractBaseUser | None, account: EmailAccount) -> list[str]:
     return [str(right) for right in Right if has_right(actor, account, right)]
 
 
-def _find_account(actor: AbstractBaseUser | None, name: str) -> EmailAccount:
+def find_account(actor: AbstractBaseUser | None, name: str) -> EmailAccount:
     """NAME is the account name or its address; an account the actor cannot see is "not found"."""
     account = (
         _visible(actor)
@@ -166,7 +166,7 @@ def _find_account(actor: AbstractBaseUser | None, name: str) -> EmailAccount:
 
 
 def _managed_account(actor: AbstractBaseUser | None, name: str) -> EmailAccount:
-    account = _find_account(actor, name)
+    account = find_account(actor, name)
     if actor is not None and not has_right(actor, account, Right.MANAGE):
         raise CommandError(
             _("%(user)s does not have the right to manage %(name)s.")
@@ -372,7 +372,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     actor = acting_user(args)
-    account = _find_account(actor, args.name)
+    account = find_account(actor, args.name)
     data = account_dict(account, rights=_rights(actor, account))
     if args.json:
         print_json(data)
@@ -404,7 +404,7 @@ def _side_json(side: SideResult | None) -> dict[str, Any] | None:
     return {"ok": side.ok, "code": side.code, "message": side.message, "fix": side.fix}
 
 
-def _side_line(label: str, side: SideResult | None) -> str:
+def side_line(label: str, side: SideResult | None) -> str:
     if side is None:
         return _("%(side)s: disabled") % {"side": label}
     if side.ok:
@@ -420,8 +420,8 @@ def _side_line(label: str, side: SideResult | None) -> str:
 
 
 def _print_report(report: ConnectionReport, *, file: Any = None) -> None:
-    print(_side_line(_("incoming"), report.incoming), file=file or sys.stdout)
-    print(_side_line(_("outgoing"), report.outgoing), file=file or sys.stdout)
+    print(side_line(_("incoming"), report.incoming), file=file or sys.stdout)
+    print(side_line(_("outgoing"), report.outgoing), file=file or sys.stdout)
 
 
 def _test(args: argparse.Namespace) -> int:

@@ -122,7 +122,11 @@ def do_sync_account(
     status.last_error_code = status.last_error_message = ""
     status.consecutive_auth_failures = status.consecutive_errors = 0
     status.next_attempt_at = None
-    status.save()
+    # Fix (API/CLI work): only the fields this run owns. A full save() wrote back
+    # the sync_requested_at read at the start, so a "sync now" made during the
+    # run was lost (and `postroom sync --wait` waited for a run that never came),
+    # and reset the progress figures the recorder had written to 0/0.
+    status.save(update_fields=[*_RESULT_FIELDS, "last_success_at"])
     do_log_event(
         kind="sync.completed",
         account=account,
@@ -138,9 +142,30 @@ def do_sync_account(
     return result
 
 
+def describe_mail_error(account: EmailAccount, exc: MailError) -> SideResult:
+    """A mail error of ``account``'s incoming side in the words the UI, API and CLI show."""
+    # Fix (API/CLI work): diagnose_error() needs the endpoint (its host and port
+    # go into the text); it was called with the error alone, so every failed
+    # sync raised TypeError instead of recording the failure. Public so the API
+    # (502 on a flag change) and `postroom sync` word errors the same way.
+    return SideResult.from_diagnosis(diagnose_error(exc, incoming_check(account).endpoint))
+
+
+# What the end of a run writes (never sync_requested_at, which others set meanwhile).
+_RESULT_FIELDS = (
+    "state",
+    "last_error_code",
+    "last_error_message",
+    "consecutive_auth_failures",
+    "consecutive_errors",
+    "next_attempt_at",
+    "updated_at",
+)
+
+
 def _record_failure(account: EmailAccount, status: SyncStatus, exc: Exception) -> None:
     if isinstance(exc, MailError):
-        side = SideResult.from_diagnosis(diagnose_error(exc))
+        side = describe_mail_error(account, exc)
         code, message = side.code or "error", f"{side.message} {side.fix}".strip()
     else:
         code, message = "internal_error", _("Internal error: %(e)s") % {"e": type(exc).__name__}
@@ -162,7 +187,8 @@ def _record_failure(account: EmailAccount, status: SyncStatus, exc: Exception) -
         status.consecutive_errors += 1
         status.state = SyncState.ERROR
         status.next_attempt_at = timezone.now() + _backoff(status.consecutive_errors)
-    status.save()
+    # Fix (API/CLI work): see do_sync_account, a full save() lost concurrent requests.
+    status.save(update_fields=[*_RESULT_FIELDS, "credentials_fingerprint"])
     do_log_event(
         kind="sync.auth_error" if status.state == SyncState.AUTH_ERROR else "sync.failed",
         level=level,

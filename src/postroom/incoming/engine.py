@@ -135,9 +135,13 @@ def _sync_flags_and_expunges(
         window = list(known.order_by("-uid").values_list("uid", flat=True)[:FLAG_REFRESH_WINDOW])
         apply_flags(state, status.uidvalidity, session.flags_for(window))
     known_uids = list(known.values_list("uid", flat=True))
-    gone = session.expunged(known_uids)
+    # Fix (API/CLI work): the session's method is expunged_since(); given the
+    # modseq of the previous pass it asks QRESYNC servers for VANISHED instead
+    # of searching every known UID. (It was called as expunged(), which does
+    # not exist: every second sync of a folder failed with AttributeError.)
+    gone = session.expunged_since(known_uids, state.highestmodseq)
     if gone:
-        forget_expunged(state, status.uidvalidity, gone)
+        forget_expunged(state, status.uidvalidity, sorted(gone))
 
 
 def sync_pop3(

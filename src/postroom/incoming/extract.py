@@ -67,7 +67,10 @@ def _save(outcome: Outcome) -> None:
             parse_state=ParseState.COMPLETE,
             parse_error="",
             text=parsed.text,
-            html=parsed.html,
+            # Fix (API/CLI work): ParsedMessage.html is None for mail without an
+            # HTML part; the column is NOT NULL, so every text-only message
+            # failed with IntegrityError and aborted the whole sync.
+            html=parsed.html or "",
             has_attachments=bool(parsed.attachments),
             dropped_attachments=[
                 {"filename": a.filename, "content_type": a.content_type, "size": a.size}

@@ -94,27 +94,29 @@ def _assign_threads(account_id: int, messages: list[Message], subjects: dict[int
         wanted.update(msg.references)
         if msg.in_reply_to:
             wanted.add(msg.in_reply_to)
-    known: dict[str, int] = {}
+    # Message-ID -> thread: saved threads by id, threads new in this batch by object,
+    # so a reply finds a parent that arrived earlier in the same batch.
+    known: dict[str, int | Thread] = {}
     if wanted:
         rows = Message.objects.filter(
             account_id=account_id, message_id__in=wanted, thread_id__isnull=False
         ).values_list("message_id", "thread_id")
-        known = dict(rows)
-    new_threads: list[tuple[Message, Thread]] = []
+        known.update(rows)
+    new_threads: list[Thread] = []
+    chosen: list[int | Thread] = []
     for index, msg in enumerate(messages):
         parents = [msg.in_reply_to, *reversed(msg.references)]
-        thread_id = next((known[p] for p in parents if p and p in known), None)
-        if thread_id is not None:
-            msg.thread_id = thread_id
-        else:
+        thread = next((known[p] for p in parents if p and p in known), None)
+        if thread is None:
             thread = Thread(account_id=account_id, subject=subjects.get(index, msg.subject))
-            new_threads.append((msg, thread))
-        if msg.message_id and msg.thread_id is not None:
-            known.setdefault(msg.message_id, msg.thread_id)
+            new_threads.append(thread)
+        chosen.append(thread)
+        if msg.message_id:
+            known.setdefault(msg.message_id, thread)
     if new_threads:
-        Thread.objects.bulk_create([t for _, t in new_threads])
-        for msg, thread in new_threads:
-            msg.thread_id = thread.pk
+        Thread.objects.bulk_create(new_threads)
+    for msg, thread in zip(messages, chosen, strict=True):
+        msg.thread_id = thread if isinstance(thread, int) else thread.pk
 
 
 def _update_thread_stats(thread_ids: set[int]) -> None:
