@@ -147,6 +147,9 @@ X_FRAME_OPTIONS = "DENY"
 # Raw messages and attachments, content-addressed (postroom.incoming.blobs).
 POSTROOM_BLOB_DIR = Path(os.environ.get("POSTROOM_BLOB_DIR", str(DATA_DIR / "blobs")))
 
+# How long a watcher owns an account without renewing its lease (seconds).
+POSTROOM_LEASE_SECONDS = int(os.environ.get("POSTROOM_LEASE_SECONDS", "60"))
+
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # How long one side of "test connection" may take, in seconds (A5, A14).

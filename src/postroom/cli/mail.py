@@ -132,7 +132,7 @@ def _lease(account_id: int) -> Iterator[bool]:
 
     def heartbeat() -> None:
         try:
-            while not stop.wait(leases.LEASE_SECONDS / 3):
+            while not stop.wait(leases.lease_seconds() / 3):
                 leases.renew(account_id, holder)
         finally:
             close_old_connections()

@@ -98,7 +98,16 @@ def do_sync_account(
     status = status_for(account)
     status.state = SyncState.SYNCING
     status.progress_done = status.progress_total = 0
-    status.save(update_fields=["state", "progress_done", "progress_total", "updated_at"])
+    status.last_run_started_at = timezone.now()
+    status.save(
+        update_fields=[
+            "state",
+            "progress_done",
+            "progress_total",
+            "last_run_started_at",
+            "updated_at",
+        ]
+    )
     recorder = _record_progress(status.pk)
 
     def both(done: int, total: int) -> None:
@@ -106,26 +115,28 @@ def do_sync_account(
         if progress is not None:
             progress(done, total)
 
+    quarantined = 0
     try:
         result = sync_account(account, progress=both)
+        if extract and result.result.new_message_ids:
+            quarantined = extract_messages(
+                result.result.new_message_ids, account.max_attachment_size
+            ).quarantined
     except MailError as exc:
         _record_failure(account, status, exc)
         raise
     except Exception as exc:
+        # Never leave the account "syncing" with nobody told: record, then re-raise.
         logger.exception("sync of account %s failed unexpectedly", account.pk)
         _record_failure(account, status, exc)
         raise
-    if extract and result.result.new_message_ids:
-        extract_messages(result.result.new_message_ids, account.max_attachment_size)
     status.state = SyncState.IDLE
     status.last_success_at = timezone.now()
     status.last_error_code = status.last_error_message = ""
     status.consecutive_auth_failures = status.consecutive_errors = 0
     status.next_attempt_at = None
-    # Fix (API/CLI work): only the fields this run owns. A full save() wrote back
-    # the sync_requested_at read at the start, so a "sync now" made during the
-    # run was lost (and `postroom sync --wait` waited for a run that never came),
-    # and reset the progress figures the recorder had written to 0/0.
+    # Only the fields a run owns: a "sync now" requested meanwhile must survive,
+    # and so must the progress figures the recorder wrote.
     status.save(update_fields=[*_RESULT_FIELDS, "last_success_at"])
     do_log_event(
         kind="sync.completed",
@@ -136,18 +147,16 @@ def do_sync_account(
             "fetched": result.result.fetched,
             "stored": result.result.stored,
             "duplicates": result.result.duplicates,
+            "quarantined": quarantined,
             "seconds": round(result.seconds, 3),
         },
     )
+    result.quarantined = quarantined
     return result
 
 
 def describe_mail_error(account: EmailAccount, exc: MailError) -> SideResult:
     """A mail error of ``account``'s incoming side in the words the UI, API and CLI show."""
-    # Fix (API/CLI work): diagnose_error() needs the endpoint (its host and port
-    # go into the text); it was called with the error alone, so every failed
-    # sync raised TypeError instead of recording the failure. Public so the API
-    # (502 on a flag change) and `postroom sync` word errors the same way.
     return SideResult.from_diagnosis(diagnose_error(exc, incoming_check(account).endpoint))
 
 
@@ -187,7 +196,7 @@ def _record_failure(account: EmailAccount, status: SyncStatus, exc: Exception) -
         status.consecutive_errors += 1
         status.state = SyncState.ERROR
         status.next_attempt_at = timezone.now() + _backoff(status.consecutive_errors)
-    # Fix (API/CLI work): see do_sync_account, a full save() lost concurrent requests.
+    # Only the fields a run owns (see do_sync_account).
     status.save(update_fields=[*_RESULT_FIELDS, "credentials_fingerprint"])
     do_log_event(
         kind="sync.auth_error" if status.state == SyncState.AUTH_ERROR else "sync.failed",

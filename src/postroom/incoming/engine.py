@@ -41,6 +41,7 @@ Progress = Callable[[int, int], None]
 class SyncResult:
     result: BatchResult
     seconds: float
+    quarantined: int = 0  # of this run's new messages, set once extraction ran
 
 
 def _noop_progress(done: int, total: int) -> None:
@@ -135,10 +136,8 @@ def _sync_flags_and_expunges(
         window = list(known.order_by("-uid").values_list("uid", flat=True)[:FLAG_REFRESH_WINDOW])
         apply_flags(state, status.uidvalidity, session.flags_for(window))
     known_uids = list(known.values_list("uid", flat=True))
-    # Fix (API/CLI work): the session's method is expunged_since(); given the
-    # modseq of the previous pass it asks QRESYNC servers for VANISHED instead
-    # of searching every known UID. (It was called as expunged(), which does
-    # not exist: every second sync of a folder failed with AttributeError.)
+    # With the previous pass's modseq, QRESYNC servers answer with VANISHED
+    # instead of a search over every known UID.
     gone = session.expunged_since(known_uids, state.highestmodseq)
     if gone:
         forget_expunged(state, status.uidvalidity, sorted(gone))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 
 from django.db import transaction
@@ -18,6 +19,7 @@ from django.db import transaction
 from postroom.incoming.blobs import blob_path, write_blobs
 from postroom.incoming.models import Attachment, Message, MessageBlob, ParseState
 from postroom.incoming.parse_worker import Outcome, parse_chunk
+from postroom.mail.mime import ParsedMessage
 
 logger = logging.getLogger(__name__)
 
@@ -34,25 +36,47 @@ def _pool() -> Executor:
     )
 
 
-def _save(outcome: Outcome) -> None:
+@dataclass(frozen=True)
+class ExtractReport:
+    processed: int
+    quarantined: int
+
+
+def _quarantine(message_id: int, error: str) -> None:
+    logger.error("message %s quarantined: %s", message_id, error)
+    Message.objects.filter(pk=message_id).update(
+        parse_state=ParseState.QUARANTINED, parse_error=error[:2000]
+    )
+
+
+def _save(outcome: Outcome) -> bool:
+    """Store one parse result; returns False when the message ends in quarantine."""
     if outcome.parsed is None:
-        logger.error("message %s quarantined: %s", outcome.message_id, outcome.error)
-        Message.objects.filter(pk=outcome.message_id).update(
-            parse_state=ParseState.QUARANTINED, parse_error=outcome.error[:2000]
-        )
-        return
-    parsed = outcome.parsed
+        _quarantine(outcome.message_id, outcome.error)
+        return False
+    try:
+        _save_parsed(outcome.message_id, outcome.parsed)
+    except Exception as exc:
+        # One message that cannot be saved (an odd filename, a database limit)
+        # must not stop the others: it is kept raw and shown in quarantine.
+        logger.exception("message %s could not be saved after parsing", outcome.message_id)
+        _quarantine(outcome.message_id, f"{type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
+def _save_parsed(message_id: int, parsed: ParsedMessage) -> None:
     kept = [a for a in parsed.attachments if not a.dropped and a.payload is not None]
     stored = write_blobs(a.payload for a in kept if a.payload is not None)
     with transaction.atomic():
         MessageBlob.objects.bulk_create(
             [MessageBlob(sha256=b.sha256, size=b.size) for b in stored], ignore_conflicts=True
         )
-        Attachment.objects.filter(message_id=outcome.message_id).delete()
+        Attachment.objects.filter(message_id=message_id).delete()
         Attachment.objects.bulk_create(
             [
                 Attachment(
-                    message_id=outcome.message_id,
+                    message_id=message_id,
                     blob_id=blob.sha256,
                     filename=(a.filename or "")[:500],
                     content_type=a.content_type[:200],
@@ -63,14 +87,11 @@ def _save(outcome: Outcome) -> None:
                 for a, blob in zip(kept, stored, strict=True)
             ]
         )
-        Message.objects.filter(pk=outcome.message_id).update(
+        Message.objects.filter(pk=message_id).update(
             parse_state=ParseState.COMPLETE,
             parse_error="",
             text=parsed.text,
-            # Fix (API/CLI work): ParsedMessage.html is None for mail without an
-            # HTML part; the column is NOT NULL, so every text-only message
-            # failed with IntegrityError and aborted the whole sync.
-            html=parsed.html or "",
+            html=parsed.html or "",  # None when the mail has no HTML part
             has_attachments=bool(parsed.attachments),
             dropped_attachments=[
                 {"filename": a.filename, "content_type": a.content_type, "size": a.size}
@@ -82,22 +103,20 @@ def _save(outcome: Outcome) -> None:
 
 def extract_messages(
     message_ids: Sequence[int], limit: int | None, *, parallel: bool | None = None
-) -> int:
-    """Extract bodies and attachments of ``message_ids``; returns how many were processed."""
+) -> ExtractReport:
+    """Extract bodies and attachments of ``message_ids`` (the "complete" stage)."""
     rows = list(Message.objects.filter(pk__in=list(message_ids)).values_list("pk", "blob_id"))
     items = [(pk, str(blob_path(sha))) for pk, sha in rows]
     if parallel is None:
         parallel = len(items) > CHUNK
-    if not parallel:
-        for outcome in parse_chunk(items, limit):
-            _save(outcome)
-        return len(items)
-    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    futures = [_pool().submit(parse_chunk, chunk, limit) for chunk in chunks]
-    for future in futures:
-        for outcome in future.result():
-            _save(outcome)
-    return len(items)
+    if parallel:
+        chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+        futures = [_pool().submit(parse_chunk, chunk, limit) for chunk in chunks]
+        outcomes: Iterator[Outcome] = (o for future in futures for o in future.result())
+    else:
+        outcomes = iter(parse_chunk(items, limit))
+    quarantined = sum(1 for outcome in outcomes if not _save(outcome))
+    return ExtractReport(processed=len(items), quarantined=quarantined)
 
 
 def reprocess_quarantined(account_id: int, limit: int | None) -> int:
@@ -107,4 +126,4 @@ def reprocess_quarantined(account_id: int, limit: int | None) -> int:
             account_id=account_id, parse_state=ParseState.QUARANTINED
         ).values_list("pk", flat=True)
     )
-    return extract_messages(ids, limit)
+    return extract_messages(ids, limit).processed

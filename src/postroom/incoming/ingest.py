@@ -15,7 +15,7 @@ after 2 is invisible. Unique constraints, not luck, stop duplicates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -212,7 +212,7 @@ def store_pop3_mail(account_id: int, mail: RawMail) -> BatchResult:
 
 
 def apply_flags(
-    folder: FolderState, uidvalidity: int, flags_by_uid: dict[int, tuple[str, ...]]
+    folder: FolderState, uidvalidity: int, flags_by_uid: Mapping[int, Collection[str]]
 ) -> int:
     """Record flag changes seen on the server (B15); returns the messages changed."""
     changed = 0

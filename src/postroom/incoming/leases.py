@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from postroom.incoming.models import SyncLease
 
-LEASE_SECONDS = 60
+
+def lease_seconds() -> int:
+    return int(settings.POSTROOM_LEASE_SECONDS)
 
 
-def try_acquire(account_id: int, holder: str, seconds: int = LEASE_SECONDS) -> bool:
+def try_acquire(account_id: int, holder: str, seconds: int | None = None) -> bool:
+    seconds = seconds or lease_seconds()
     now = timezone.now()
     expires = now + timedelta(seconds=seconds)
     taken = (
@@ -39,8 +43,9 @@ def try_acquire(account_id: int, holder: str, seconds: int = LEASE_SECONDS) -> b
     return True
 
 
-def renew(account_id: int, holder: str, seconds: int = LEASE_SECONDS) -> bool:
+def renew(account_id: int, holder: str, seconds: int | None = None) -> bool:
     """Extend our lease; False means it was lost (expired and taken by another)."""
+    seconds = seconds or lease_seconds()
     now = timezone.now()
     return bool(
         SyncLease.objects.filter(account_id=account_id, holder=holder).update(

@@ -52,9 +52,9 @@ class _AccountThread:
 
 
 class Watcher:
-    def __init__(self, holder: str | None = None, *, lease_seconds: int = leases.LEASE_SECONDS):
+    def __init__(self, holder: str | None = None, *, lease_seconds: int | None = None):
         self.holder = holder or make_holder_id()
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = lease_seconds or leases.lease_seconds()
         self.stop_event = threading.Event()
         self._threads: dict[int, _AccountThread] = {}
 
@@ -98,7 +98,8 @@ class Watcher:
             account_id__in=list(self._threads), sync_requested_at__isnull=False
         ):
             started = status.last_run_started_at
-            if started is None or status.sync_requested_at > started:
+            requested = status.sync_requested_at
+            if requested is not None and (started is None or requested > started):
                 self._threads[status.account_id].wake.set()
 
     def _start_one(self, account_id: int) -> None:
