@@ -11,11 +11,13 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import Group, User
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from postroom.accounts.forms import AccountForm
 from postroom.accounts.models import EmailAccount, IncomingProtocol
+from postroom.core.models import EventLevel
 
 
 class AccountFilterForm(forms.Form):
@@ -122,3 +124,48 @@ def account_form_data(account: EmailAccount) -> dict[str, Any]:
     """
     form = AccountForm(instance=account)
     return {name: form.get_initial_for_field(field, name) for name, field in form.fields.items()}
+
+
+class MailSearchForm(forms.Form):
+    """The mailbox pages' GET query: search text, and which folder or thread to show."""
+
+    q = forms.CharField(
+        label=gettext_lazy("Search"),
+        required=False,
+        max_length=200,
+        help_text=gettext_lazy("Sender (name or address) or subject contains"),
+    )
+    folder = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+    thread = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class EventFilterForm(forms.Form):
+    """E1: the event log's filters, submitted as a GET query.
+
+    The account choices are only the accounts the user can see, so an
+    invisible account's id is refused like any other invalid choice.
+    """
+
+    account = forms.ModelChoiceField(
+        label=gettext_lazy("Account"),
+        queryset=EmailAccount.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("any"),
+    )
+    kind = forms.CharField(
+        label=gettext_lazy("Kind"),
+        required=False,
+        max_length=64,
+        help_text=gettext_lazy("Starts with, e.g. sync or sync.failed"),
+        widget=forms.TextInput(attrs={"list": "event-kinds", "dir": "ltr"}),
+    )
+    level = forms.ChoiceField(
+        label=gettext_lazy("Level"),
+        required=False,
+        choices=[("", gettext_lazy("any")), *EventLevel.choices],
+    )
+    q = forms.CharField(label=gettext_lazy("Text contains"), required=False, max_length=200)
+
+    def __init__(self, *args: Any, accounts: QuerySet[EmailAccount], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = accounts.order_by("name")  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from postroom.web.views import accounts, auth, domains, site
+from postroom.web.views import accounts, auth, domains, mail, quarantine, site, sync
 
 app_name = "web"
 urlpatterns = [
@@ -29,6 +29,37 @@ urlpatterns = [
     path("domains/warnings/", domains.domain_warnings_view, name="domain_warnings"),
     path("domains/<int:pk>/edit/", domains.domain_edit, name="domain_edit"),
     path("domains/<int:pk>/delete/", domains.domain_delete, name="domain_delete"),
+    # Incoming mail: mailboxes, messages, sync status, quarantine
+    path("mail/", mail.mail_home, name="mail"),
+    path("mail/<int:pk>/", mail.mail_messages, name="mail_messages"),
+    path("mail/<int:pk>/threads/", mail.mail_threads, name="mail_threads"),
+    path("mail/messages/<int:pk>/", mail.mail_message, name="mail_message"),
+    path("mail/messages/<int:pk>/flags/", mail.mail_message_flags, name="mail_message_flags"),
+    path(
+        "mail/messages/<int:pk>/remote-images/",
+        mail.mail_message_remote_images,
+        name="mail_message_remote_images",
+    ),
+    path("mail/messages/<int:pk>/source/", mail.mail_message_source, name="mail_message_source"),
+    path(
+        "mail/messages/<int:pk>/download/",
+        mail.mail_message_download,
+        name="mail_message_download",
+    ),
+    path(
+        "mail/messages/<int:pk>/attachments/<int:attachment_pk>/",
+        mail.mail_attachment,
+        name="mail_attachment",
+    ),
+    path("sync/", sync.sync_status, name="sync_status"),
+    path("sync/<int:pk>/now/", sync.sync_now, name="sync_now"),
+    path("sync/<int:pk>/switch/", sync.sync_switch, name="sync_switch"),
+    path("quarantine/", quarantine.quarantine, name="quarantine"),
+    path(
+        "quarantine/<int:pk>/reprocess/",
+        quarantine.quarantine_reprocess,
+        name="quarantine_reprocess",
+    ),
     # Tokens, settings, events
     path("tokens/", site.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", site.token_revoke, name="token_revoke"),

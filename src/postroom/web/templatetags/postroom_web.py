@@ -14,6 +14,9 @@ _SECTIONS = {
     "token": "tokens",
     "site_settings": "settings",
     "events": "events",
+    "mail": "mail",
+    "sync": "sync",
+    "quarantine": "quarantine",
 }
 
 
