@@ -56,13 +56,13 @@ from postroom.api.schemas import ErrorOut, FieldErrorsOut
 from postroom.incoming import leases
 from postroom.incoming.actions import (
     describe_mail_error,
+    do_reprocess_quarantined,
     do_request_sync,
     do_set_message_flags,
     do_set_sync_enabled,
     status_for,
 )
 from postroom.incoming.blobs import blob_path
-from postroom.incoming.extract import reprocess_quarantined
 from postroom.incoming.models import (
     Attachment,
     Message,
@@ -694,6 +694,6 @@ def list_quarantine(request: HttpRequest, filters: Query[QuarantineFilters]) -> 
 )
 def reprocess(request: HttpRequest, account_id: int) -> dict[str, Any]:
     account = managed_account(current_user(request), account_id)
-    processed = reprocess_quarantined(account.pk, account.max_attachment_size)
-    remaining = Message.objects.filter(account=account, parse_state=ParseState.QUARANTINED).count()
+    report = do_reprocess_quarantined(account, actor=current_user(request))
+    processed, remaining = report.processed, report.quarantined
     return {"processed": processed, "quarantined": remaining}

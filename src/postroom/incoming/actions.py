@@ -17,8 +17,14 @@ from postroom.accounts.resolve import incoming_check
 from postroom.core.actions import do_log_event
 from postroom.core.models import EventLevel
 from postroom.incoming.engine import Progress, SyncResult, account_protocol, sync_account
-from postroom.incoming.extract import extract_messages
-from postroom.incoming.models import Message, MessageLocation, SyncState, SyncStatus
+from postroom.incoming.extract import ExtractReport, extract_messages
+from postroom.incoming.models import (
+    Message,
+    MessageLocation,
+    ParseState,
+    SyncState,
+    SyncStatus,
+)
 from postroom.mail.diagnostics import diagnose_error
 from postroom.mail.errors import AuthError, MailError
 from postroom.mail.imap_sync import ImapSyncSession
@@ -118,9 +124,12 @@ def do_sync_account(
     quarantined = 0
     try:
         result = sync_account(account, progress=both)
-        if extract and result.result.new_message_ids:
+        if extract:
+            # Everything still at the "stored" stage, not only this run's: a
+            # process killed after storing but before extracting left some.
+            pending = Message.objects.filter(account=account, parse_state=ParseState.HEADERS)
             quarantined = extract_messages(
-                result.result.new_message_ids, account.max_attachment_size
+                list(pending.values_list("pk", flat=True)), account.max_attachment_size
             ).quarantined
     except MailError as exc:
         _record_failure(account, status, exc)
@@ -263,3 +272,42 @@ def do_set_message_flags(message: Message, *, actor: object = None, **changes: b
             },
         )
     return message
+
+
+def do_allow_remote_images(message: Message, *, actor: object = None) -> Message:
+    """Show this message's remote images from now on (for everyone who can read it).
+
+    Remote images are blocked by default because they tell the sender when
+    and where the mail was read; allowing them is the reader's decision, so
+    it is logged like a flag change.
+    """
+    if message.allow_remote_images:
+        return message
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(allow_remote_images=True)
+        message.allow_remote_images = True
+        do_log_event(
+            kind="message.remote_images",
+            account=message.account,
+            message=_("Remote images allowed on a message."),
+            data={"message": message.pk, "actor": getattr(actor, "username", None)},
+        )
+    return message
+
+
+def do_reprocess_quarantined(account: EmailAccount, *, actor: object = None) -> ExtractReport:
+    """Parse an account's quarantined messages again, e.g. after a parser fix."""
+    ids = list(
+        Message.objects.filter(account=account, parse_state=ParseState.QUARANTINED).values_list(
+            "pk", flat=True
+        )
+    )
+    report = extract_messages(ids, account.max_attachment_size)
+    do_log_event(
+        kind="quarantine.reprocessed",
+        account=account,
+        message=_("Re-processed %(n)d quarantined message(s); %(q)d still quarantined.")
+        % {"n": report.processed, "q": report.quarantined},
+        data={"actor": getattr(actor, "username", None)},
+    )
+    return report

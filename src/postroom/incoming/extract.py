@@ -117,13 +117,3 @@ def extract_messages(
         outcomes = iter(parse_chunk(items, limit))
     quarantined = sum(1 for outcome in outcomes if not _save(outcome))
     return ExtractReport(processed=len(items), quarantined=quarantined)
-
-
-def reprocess_quarantined(account_id: int, limit: int | None) -> int:
-    """Parse quarantined messages again, e.g. after a parser fix."""
-    ids = list(
-        Message.objects.filter(
-            account_id=account_id, parse_state=ParseState.QUARANTINED
-        ).values_list("pk", flat=True)
-    )
-    return extract_messages(ids, limit).processed

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from postroom.incoming.blobs import write_blobs
+from postroom.incoming.blobs import StoredBlob, write_blobs
 from postroom.incoming.models import (
     FolderState,
     Message,
@@ -132,16 +132,25 @@ def _update_thread_stats(thread_ids: set[int]) -> None:
         )
 
 
-def _store_messages(account_id: int, mails: Sequence[RawMail]) -> tuple[list[int], list[int], int]:
-    """Write blobs and message rows; returns (message id per mail, new ids, duplicates).
+@dataclass
+class _Prepared:
+    """A batch made durable and parsed, ready for one short transaction."""
 
-    Must run inside the caller's transaction, after nothing else.
+    shas: list[str]
+    blobs: list[StoredBlob]
+    existing: dict[str, int]
+    fresh: list[Message]
+    subjects: dict[int, str]
+
+
+def _prepare(account_id: int, mails: Sequence[RawMail]) -> _Prepared:
+    """The slow part, done before any database lock is taken: fsync and header parsing.
+
+    Only one process syncs an account at a time (leases), so what already
+    exists cannot change between this read and the insert that follows.
     """
     blobs = write_blobs(m.raw for m in mails)
     shas = [b.sha256 for b in blobs]
-    MessageBlob.objects.bulk_create(
-        [MessageBlob(sha256=b.sha256, size=b.size) for b in blobs], ignore_conflicts=True
-    )
     existing = dict(
         Message.objects.filter(account_id=account_id, blob_id__in=set(shas)).values_list(
             "blob_id", "id"
@@ -149,24 +158,34 @@ def _store_messages(account_id: int, mails: Sequence[RawMail]) -> tuple[list[int
     )
     fresh: list[Message] = []
     subjects: dict[int, str] = {}
-    pending: dict[str, int] = {}
+    seen: set[str] = set(existing)
     for mail, blob in zip(mails, blobs, strict=True):
-        if blob.sha256 in existing or blob.sha256 in pending:
+        if blob.sha256 in seen:
             continue
+        seen.add(blob.sha256)
         headers = parse_headers(mail.raw)
-        row = _message_row(account_id, blob.sha256, blob.size, headers, mail.flags)
         subjects[len(fresh)] = headers.subject
-        pending[blob.sha256] = len(fresh)
-        fresh.append(row)
-    if fresh:
-        _assign_threads(account_id, fresh, subjects)
-        Message.objects.bulk_create(fresh)
-        _update_thread_stats({m.thread_id for m in fresh if m.thread_id is not None})
-    ids_by_sha = dict(existing)
-    ids_by_sha.update({m.blob_id: m.pk for m in fresh})
-    per_mail = [ids_by_sha[sha] for sha in shas]
-    duplicates = len(mails) - len(fresh)
-    return per_mail, [m.pk for m in fresh], duplicates
+        fresh.append(_message_row(account_id, blob.sha256, blob.size, headers, mail.flags))
+    return _Prepared(shas, blobs, existing, fresh, subjects)
+
+
+def _insert_messages(account_id: int, batch: _Prepared) -> tuple[list[int], list[int], int]:
+    """Insert blob and message rows; returns (message id per mail, new ids, duplicates).
+
+    Runs inside the caller's transaction.
+    """
+    MessageBlob.objects.bulk_create(
+        [MessageBlob(sha256=b.sha256, size=b.size) for b in batch.blobs], ignore_conflicts=True
+    )
+    if batch.fresh:
+        _assign_threads(account_id, batch.fresh, batch.subjects)
+        Message.objects.bulk_create(batch.fresh)
+        _update_thread_stats({m.thread_id for m in batch.fresh if m.thread_id is not None})
+    ids_by_sha = dict(batch.existing)
+    ids_by_sha.update({m.blob_id: m.pk for m in batch.fresh})
+    per_mail = [ids_by_sha[sha] for sha in batch.shas]
+    duplicates = len(batch.shas) - len(batch.fresh)
+    return per_mail, [m.pk for m in batch.fresh], duplicates
 
 
 def store_imap_batch(
@@ -175,8 +194,9 @@ def store_imap_batch(
     """Store one fetched batch of an IMAP folder and advance its high-water mark."""
     if not mails:
         return BatchResult()
+    prepared = _prepare(folder.account_id, mails)
     with transaction.atomic():
-        per_mail, new_ids, duplicates = _store_messages(folder.account_id, mails)
+        per_mail, new_ids, duplicates = _insert_messages(folder.account_id, prepared)
         MessageLocation.objects.bulk_create(
             [
                 MessageLocation(
@@ -201,8 +221,9 @@ def store_imap_batch(
 
 def store_pop3_mail(account_id: int, mail: RawMail) -> BatchResult:
     """Store one POP3 message and its UIDL ledger row."""
+    prepared = _prepare(account_id, [mail])
     with transaction.atomic():
-        per_mail, new_ids, duplicates = _store_messages(account_id, [mail])
+        per_mail, new_ids, duplicates = _insert_messages(account_id, prepared)
         Pop3Location.objects.get_or_create(
             account_id=account_id, uidl=str(mail.uid), defaults={"message_id": per_mail[0]}
         )

@@ -32,7 +32,11 @@ from django.views.decorators.http import require_GET, require_POST
 from postroom.accounts.actions import SideResult
 from postroom.accounts.models import Right
 from postroom.accounts.permissions import accounts_for, has_right, visible_accounts
-from postroom.incoming.actions import describe_mail_error, do_set_message_flags
+from postroom.incoming.actions import (
+    describe_mail_error,
+    do_allow_remote_images,
+    do_set_message_flags,
+)
 from postroom.incoming.models import (
     FolderState,
     Message,
@@ -45,7 +49,6 @@ from postroom.mail.mime import sanitize_html
 from postroom.web.downloads import attachment_filename, download_response, stored_file
 from postroom.web.forms import MailSearchForm
 from postroom.web.mailbox import NEWEST_FIRST, folder_names, in_folder, inbox_first, search
-from postroom.web.pending_actions import do_allow_remote_images
 from postroom.web.views.common import AuthedRequest, account_or_404
 
 PER_PAGE = 50

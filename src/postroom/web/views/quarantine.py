@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from postroom.accounts.models import EmailAccount, Right
 from postroom.accounts.permissions import accounts_for
-from postroom.incoming.extract import reprocess_quarantined
+from postroom.incoming.actions import do_reprocess_quarantined
 from postroom.incoming.models import Message, ParseState
 from postroom.web.mailbox import NEWEST_FIRST
 from postroom.web.views.common import AuthedRequest, account_or_404
@@ -51,8 +51,8 @@ def quarantine(request: AuthedRequest) -> HttpResponse:
 def quarantine_reprocess(request: AuthedRequest, pk: int) -> HttpResponse:
     """Parse the account's quarantined messages again; back to where the button was."""
     account = account_or_404(request, pk, Right.MANAGE)
-    processed = reprocess_quarantined(account.pk, account.max_attachment_size)
-    remaining = Message.objects.filter(account=account, parse_state=ParseState.QUARANTINED).count()
+    report = do_reprocess_quarantined(account, actor=request.user)
+    processed, remaining = report.processed, report.quarantined
     messages.success(
         request,
         ngettext(

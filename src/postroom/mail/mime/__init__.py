@@ -1,0 +1,41 @@
+"""MIME parsing for incoming mail: headers fast, bodies fully, HTML safely.
+
+Two entry points serve the two phases of ingest:
+
+* :func:`parse_headers` reads only the header block. Sync calls it on every
+  fetched message before the message counts as stored (threading keys,
+  sender, subject, date), so it is built for throughput.
+* :func:`parse_message` extracts bodies and attachments afterwards, in a
+  worker, and records every repair in ``defects``.
+
+Neither raises on broken mail; only :func:`parse_message` raises
+:class:`MimeParseError`, for input with no message in it at all. Legacy and
+broken charsets decode through the documented fallbacks of
+:mod:`postroom.mail.mime.charsets`.
+
+:func:`sanitize_html` makes the stored HTML safe to display and
+:func:`html_to_text` derives text for HTML-only mail and search.
+
+Nothing here imports Django.
+"""
+
+from postroom.mail.mime.addresses import Address
+from postroom.mail.mime.errors import MimeParseError
+from postroom.mail.mime.headers import MessageHeaders, normalize_subject, parse_headers
+from postroom.mail.mime.message import Attachment, ParsedMessage, parse_message
+from postroom.mail.mime.sanitize import SanitizedHtml, sanitize_html
+from postroom.mail.mime.text import html_to_text
+
+__all__ = [
+    "Address",
+    "Attachment",
+    "MessageHeaders",
+    "MimeParseError",
+    "ParsedMessage",
+    "SanitizedHtml",
+    "html_to_text",
+    "normalize_subject",
+    "parse_headers",
+    "parse_message",
+    "sanitize_html",
+]
