@@ -3,7 +3,7 @@ from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 
 from postroom.accounts.actions import do_save_account, do_share_account
-from postroom.accounts.forms import AccountForm
+from postroom.accounts.forms import AccountForm, DomainForm
 from postroom.accounts.models import EmailAccount, EmailDomain, Right
 from postroom.accounts.permissions import accounts_for, has_right, visible_accounts
 from postroom.core.models import SiteSettings
@@ -222,3 +222,21 @@ def test_form_refuses_pop3_for_new_accounts_when_switched_off():
     )
     assert not f.is_valid()
     assert "POP3" in " ".join(f.errors["incoming_protocol"])
+
+
+def test_domain_form_needs_confirmation_to_turn_verification_off():
+    data = {
+        "name": "Example.TEST",
+        "incoming_protocol": "imap",
+        "incoming_host": "mail.example.test",
+        "incoming_port": 993,
+        "incoming_security": "ssl",
+        "smtp_security": "starttls",
+        "verify_cert": False,
+    }
+    refused = DomainForm(data=data)
+    assert not refused.is_valid()
+    assert "confirm_no_verify" in refused.errors
+    accepted = DomainForm(data={**data, "confirm_no_verify": True})
+    assert accepted.is_valid(), accepted.errors
+    assert accepted.cleaned_data["name"] == "example.test"

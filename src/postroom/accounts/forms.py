@@ -54,7 +54,31 @@ class FoldersField(forms.CharField):
         return value
 
 
+def confirm_no_verify_field(subject: StrOrPromise) -> forms.BooleanField:
+    return forms.BooleanField(
+        label=gettext_lazy(
+            "I understand that without certificate verification anyone on the network "
+            "path can read %(subject)s."
+        )
+        % {"subject": subject},
+        required=False,
+    )
+
+
+def require_no_verify_confirmation(form: forms.ModelForm[Any], data: dict[str, Any]) -> None:
+    """A12: turning verification off needs an explicit tick, every interface alike."""
+    was_verifying = form.instance.pk is None or form.instance.verify_cert
+    if not data.get("verify_cert") and was_verifying and not data.get("confirm_no_verify"):
+        form.add_error(
+            "confirm_no_verify", _("Confirm that you want to turn certificate verification off.")
+        )
+
+
 class DomainForm(forms.ModelForm[EmailDomain]):
+    confirm_no_verify = confirm_no_verify_field(
+        gettext_lazy("the passwords and mail of every account in this domain")
+    )
+
     class Meta:
         model = EmailDomain
         fields = [
@@ -87,6 +111,7 @@ class DomainForm(forms.ModelForm[EmailDomain]):
         data = super().clean() or {}
         if data.get("smtp_host") and not data.get("smtp_port"):
             self.add_error("smtp_port", _("Give the SMTP port as well as the SMTP server."))
+        require_no_verify_confirmation(self, data)
         return data
 
     @property
@@ -113,13 +138,7 @@ class AccountForm(forms.ModelForm[EmailAccount]):
         help_text=gettext_lazy("Leave empty to use the incoming password."),
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
-    confirm_no_verify = forms.BooleanField(
-        label=gettext_lazy(
-            "I understand that without certificate verification anyone on the network "
-            "path can read this account's password and mail."
-        ),
-        required=False,
-    )
+    confirm_no_verify = confirm_no_verify_field(gettext_lazy("this account's password and mail"))
     folders = FoldersField(
         label=gettext_lazy("IMAP folders"),
         required=False,
@@ -282,12 +301,7 @@ class AccountForm(forms.ModelForm[EmailAccount]):
                     )
 
     def _clean_security(self, data: dict[str, Any], servers: Any) -> None:
-        if not data.get("verify_cert") and (self.instance.pk is None or self.instance.verify_cert):
-            if not data.get("confirm_no_verify"):
-                self.add_error(
-                    "confirm_no_verify",
-                    _("Confirm that you want to turn certificate verification off."),
-                )
+        require_no_verify_confirmation(self, data)
         if data.get("allow_plaintext_login"):
             return
         plain_in = data.get("incoming_enabled") and servers.incoming_security == Security.NONE

@@ -202,6 +202,9 @@ class _DomainFields(Schema):
     smtp_security: str | None = None
     smtp_auth: bool | None = None
     verify_cert: bool | None = None
+    confirm_no_verify: bool | None = Field(
+        None, description="Required to turn certificate verification off"
+    )
     ca_cert: str | None = None
 
 

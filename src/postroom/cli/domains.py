@@ -39,6 +39,7 @@ def _domain_option(args: argparse.Namespace) -> Callable[[str], str | None]:
         "smtp_security": "--smtp-security",
         "smtp_auth": "--smtp-no-auth",
         "verify_cert": "--no-verify-cert",
+        "confirm_no_verify": "--no-verify-cert",
         "ca_cert": "--ca-file",
     }
     return lambda field: options.get(field, None if field == "__all__" else field)
@@ -72,7 +73,8 @@ def _add(args: argparse.Namespace) -> int:
     if args.ca_file:
         data["ca_cert"] = read_ca_file(args.ca_file)
     if args.no_verify_cert:
-        data["verify_cert"] = False
+        # The flag itself is the explicit confirmation the web form asks for.
+        data.update(verify_cert=False, confirm_no_verify=True)
     form = bind_domain_form(data)
     if not form.is_valid():
         return print_form_errors(form, _domain_option(args))

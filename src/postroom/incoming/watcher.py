@@ -26,7 +26,7 @@ from postroom.accounts.resolve import incoming_check
 from postroom.incoming import leases
 from postroom.incoming.actions import do_sync_account, may_sync, status_for
 from postroom.incoming.engine import account_protocol
-from postroom.incoming.models import SyncStatus
+from postroom.incoming.models import SyncState, SyncStatus
 from postroom.mail.errors import MailError
 from postroom.mail.imap_sync import ImapSyncSession
 
@@ -103,6 +103,10 @@ class Watcher:
                 self._threads[status.account_id].wake.set()
 
     def _start_one(self, account_id: int) -> None:
+        # A "syncing" left by a holder that died is stale: we own the account now.
+        SyncStatus.objects.filter(account_id=account_id, state=SyncState.SYNCING).update(
+            state=SyncState.IDLE
+        )
         entry = _AccountThread(account_id)
         entry.thread = threading.Thread(
             target=self._account_loop, args=(entry,), name=f"sync-{account_id}", daemon=True
