@@ -211,7 +211,8 @@ def watcher(account: EmailAccount) -> Iterator[Watcher]:
         assert time.monotonic() < deadline, "the watcher did not take the account"
         time.sleep(0.1)
     # Let its first pass (of an empty mailbox) finish.
-    while SyncStatus.objects.get(account=account).last_success_at is None:
+    # The status row may not exist yet right after the lease is taken.
+    while not SyncStatus.objects.filter(account=account, last_success_at__isnull=False).exists():
         assert time.monotonic() < deadline, "the watcher's first pass did not finish"
         time.sleep(0.1)
     yield instance

@@ -165,6 +165,11 @@ class AccountForm(forms.ModelForm[EmailAccount]):
             "incoming_security",
             "folders",
             "login",
+            "sync_option",
+            "initial_sync_count",
+            "poll_interval",
+            "max_attachment_size",
+            "pop3_delete_after_retrieval",
             "outgoing_enabled",
             "smtp_host",
             "smtp_port",
@@ -194,6 +199,8 @@ class AccountForm(forms.ModelForm[EmailAccount]):
         owner_field = self.fields["owner"]
         assert isinstance(owner_field, forms.ModelChoiceField)
         owner_field.queryset = get_user_model().objects.filter(is_active=True)
+        for name in self.DEFAULTED:
+            self.fields[name].required = False
         self.warnings: list[str] = []
 
     def _get_validation_exclusions(self) -> set[str]:
@@ -203,6 +210,22 @@ class AccountForm(forms.ModelForm[EmailAccount]):
         # database's last word against a second default.
         exclusions: set[str] = super()._get_validation_exclusions()  # type: ignore[misc]
         return {*exclusions, "default_incoming", "default_outgoing"}
+
+    # Settings with a sensible default: left out (an API call, a CLI command, an
+    # older client), they take the model's default instead of being an error.
+    DEFAULTED = ("sync_option", "poll_interval")
+
+    def _default_if_empty(self, name: str) -> Any:
+        value = self.cleaned_data.get(name)
+        if value in (None, ""):
+            return EmailAccount._meta.get_field(name).get_default()
+        return value
+
+    def clean_sync_option(self) -> Any:
+        return self._default_if_empty("sync_option")
+
+    def clean_poll_interval(self) -> Any:
+        return self._default_if_empty("poll_interval")
 
     # -- field cleaning ---------------------------------------------------
     def clean_email(self) -> str:

@@ -71,6 +71,12 @@ class AccountOut(Schema):
     incoming_security: str
     folders: list[str]
     login: str
+    sync_enabled: bool
+    sync_option: str
+    initial_sync_count: int | None
+    poll_interval: int
+    max_attachment_size: int | None
+    pop3_delete_after_retrieval: bool
     outgoing_enabled: bool
     smtp_host: str
     smtp_port: int | None
@@ -119,6 +125,15 @@ class _AccountFields(Schema):
     folders: list[str] | None = None
     login: str | None = Field(None, description="Incoming login; the address when empty")
     password: str | None = Field(None, description="Write-only; omitted keeps the stored one")
+    sync_option: str | None = Field(None, description="all or unseen; neither changes the server")
+    initial_sync_count: int | None = Field(
+        None, description="Newest messages the first sync takes; null for all"
+    )
+    poll_interval: int | None = Field(None, description="Seconds between polls without IDLE")
+    max_attachment_size: int | None = Field(
+        None, description="Bytes; larger attachments are recorded, not stored"
+    )
+    pop3_delete_after_retrieval: bool | None = None
     outgoing_enabled: bool | None = None
     smtp_host: str | None = None
     smtp_port: int | None = None

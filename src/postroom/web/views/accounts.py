@@ -67,6 +67,17 @@ SECTIONS = (
         ),
     ),
     Section(
+        "sync",
+        gettext_lazy("Sync"),
+        (
+            "sync_option",
+            "initial_sync_count",
+            "poll_interval",
+            "max_attachment_size",
+            "pop3_delete_after_retrieval",
+        ),
+    ),
+    Section(
         "outgoing",
         gettext_lazy("Outgoing"),
         (
