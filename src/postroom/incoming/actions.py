@@ -94,7 +94,11 @@ def _record_progress(status_id: int) -> Progress:
 
 
 def do_sync_account(
-    account: EmailAccount, *, progress: Progress | None = None, extract: bool = True
+    account: EmailAccount,
+    *,
+    progress: Progress | None = None,
+    extract: bool = True,
+    session: ImapSyncSession | None = None,
 ) -> SyncResult:
     """Run one sync pass and record how it went (E1, E2, A18).
 
@@ -123,7 +127,7 @@ def do_sync_account(
 
     quarantined = 0
     try:
-        result = sync_account(account, progress=both)
+        result = sync_account(account, progress=both, session=session)
         if extract:
             # Everything still at the "stored" stage, not only this run's: a
             # process killed after storing but before extracting left some.

@@ -173,8 +173,17 @@ def sync_pop3(
     return total
 
 
-def sync_account(account: EmailAccount, *, progress: Progress = _noop_progress) -> SyncResult:
-    """Fetch and store everything new on every configured folder of ``account``."""
+def sync_account(
+    account: EmailAccount,
+    *,
+    progress: Progress = _noop_progress,
+    session: ImapSyncSession | None = None,
+) -> SyncResult:
+    """Fetch and store everything new on every configured folder of ``account``.
+
+    ``session``: an IMAP session already logged in (the watcher's IDLE one),
+    which saves a TLS handshake and a login when new mail has just arrived.
+    """
     started = time.monotonic()
     check = incoming_check(account)
     result = BatchResult()
@@ -182,10 +191,13 @@ def sync_account(account: EmailAccount, *, progress: Progress = _noop_progress) 
     if protocol == IncomingProtocol.POP3:
         with Pop3SyncSession(check.endpoint, check.credentials) as pop:
             result.add(sync_pop3(pop, account, progress=progress))
+    elif session is not None:
+        for folder in check.folders or ("INBOX",):
+            result.add(sync_imap_folder(session, account, folder, progress=progress))
     else:
-        with ImapSyncSession(check.endpoint, check.credentials) as session:
+        with ImapSyncSession(check.endpoint, check.credentials) as own:
             for folder in check.folders or ("INBOX",):
-                result.add(sync_imap_folder(session, account, folder, progress=progress))
+                result.add(sync_imap_folder(own, account, folder, progress=progress))
     return SyncResult(result=result, seconds=time.monotonic() - started)
 
 

@@ -15,11 +15,11 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connection
-from django.utils import timezone
 
 from postroom.accounts.models import EmailAccount, IncomingProtocol
 from postroom.accounts.resolve import incoming_check
@@ -138,18 +138,22 @@ class Watcher:
                 status = status_for(account)
                 if may_sync(account, status) or entry.wake.is_set():
                     entry.wake.clear()
-                    SyncStatus.objects.filter(pk=status.pk).update(
-                        last_run_started_at=timezone.now()
-                    )
-                    try:
-                        do_sync_account(account)
-                    except MailError:
-                        pass  # recorded in the status and the event log by do_sync_account
-                    except Exception:
-                        logger.exception("sync of account %s failed", entry.account_id)
+                    self._sync(account)
                 self._wait_for_news(account, entry)
         finally:
             connection.close()
+
+    @staticmethod
+    def _sync(account: EmailAccount, session: ImapSyncSession | None = None) -> bool:
+        """One pass; False when it failed (already recorded by do_sync_account)."""
+        try:
+            do_sync_account(account, session=session)
+        except MailError:
+            return False  # in the status and the event log: do_sync_account recorded it
+        except Exception:
+            logger.exception("sync of account %s failed", account.pk)
+            return False
+        return True
 
     def _wait_for_news(self, account: EmailAccount, entry: _AccountThread) -> None:
         """Block until new mail, a sync request, a stop, or the poll interval."""
@@ -170,13 +174,16 @@ class Watcher:
                     entry.wake.wait(interval)
                     return
                 session.select("INBOX")
-                waited = 0.0
+                started = time.monotonic()
                 # Short IDLE rounds so stop and "sync now" are noticed quickly.
                 while not entry.stop.is_set() and not entry.wake.is_set():
                     if session.idle_wait(timeout=1.0):
-                        return
-                    waited += 1.0
-                    if waited >= min(interval, IDLE_RENEW_SECONDS):
+                        # New mail: fetch it on this very connection, no new
+                        # handshake or login, then go back to waiting.
+                        if not self._sync(account, session):
+                            return
+                        session.select("INBOX")
+                    if time.monotonic() - started >= min(interval, IDLE_RENEW_SECONDS):
                         return
         except MailError as exc:
             logger.warning("IDLE on account %s failed: %s", account.pk, exc)

@@ -1,0 +1,49 @@
+"""The watcher keeps an account current through IDLE, without any request."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from postroom.incoming.models import Message, SyncStatus
+from postroom.incoming.watcher import Watcher
+from tests.incoming.factory import make_message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_new_mail_appears_through_idle_within_seconds(dovecot, dovecot_user, imap_account_factory):
+    account = imap_account_factory(dovecot_user, poll_interval=600)
+    watcher = Watcher("idle-test")
+
+    def run() -> None:
+        try:
+            watcher.run()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        # Wait for the first pass, then for IDLE to be entered.
+        while not SyncStatus.objects.filter(
+            account=account, last_success_at__isnull=False
+        ).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.5)
+        appended = time.monotonic()
+        dovecot.append(dovecot_user.name, "INBOX", make_message(7, tag="idle"))
+        while not Message.objects.filter(
+            account=account, message_id="idle7.0@example.org"
+        ).exists():
+            # The poll interval is ten minutes: only IDLE can bring it in time.
+            assert time.monotonic() - appended < 5, "new mail did not arrive through IDLE"
+            time.sleep(0.05)
+    finally:
+        watcher.stop()
+        thread.join(timeout=30)
