@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "postroom.core",
     "postroom.accounts",
     "postroom.incoming",
+    "postroom.outgoing",
     "postroom.web",
 ]
 
@@ -151,6 +152,16 @@ POSTROOM_BLOB_DIR = Path(os.environ.get("POSTROOM_BLOB_DIR", str(DATA_DIR / "blo
 
 # How long a watcher owns an account without renewing its lease (seconds).
 POSTROOM_LEASE_SECONDS = int(os.environ.get("POSTROOM_LEASE_SECONDS", "60"))
+
+# Outgoing queue (postroom.outgoing): how long a worker owns a claimed
+# message without renewing its lease, how many it claims at once, how often
+# an idle worker looks for due mail, and its sending threads.
+POSTROOM_OUTBOX_LEASE_SECONDS = int(os.environ.get("POSTROOM_OUTBOX_LEASE_SECONDS", "300"))
+POSTROOM_OUTBOX_BATCH = int(os.environ.get("POSTROOM_OUTBOX_BATCH", "20"))
+POSTROOM_OUTBOX_POLL_SECONDS = float(os.environ.get("POSTROOM_OUTBOX_POLL_SECONDS", "1.0"))
+POSTROOM_WORKER_THREADS = int(os.environ.get("POSTROOM_WORKER_THREADS", "2"))
+# The local sendmail program (C3); site-wide, never per account.
+POSTROOM_SENDMAIL_PATH = os.environ.get("POSTROOM_SENDMAIL_PATH", "/usr/sbin/sendmail")
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

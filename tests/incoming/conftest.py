@@ -1,32 +1,15 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import pytest
-from django.conf import settings
 
 from postroom.accounts.actions import do_save_account
 from postroom.accounts.models import EmailAccount
+from tests.conftest import database_url
 from tests.servers.dovecot import Dovecot, DovecotUser
 
-
-def database_url() -> str:
-    """The URL of the test database, for postroom processes started by a test."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
-
-
-@pytest.fixture
-def postroom_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["DATABASE_URL"] = database_url()
-    return env
+__all__ = ["database_url"]  # moved to tests/conftest.py; kept importable here
 
 
 AccountFactory = Callable[..., EmailAccount]

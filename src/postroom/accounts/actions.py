@@ -7,16 +7,18 @@ and then call these functions.
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from postroom.accounts.diagnosis_text import describe
-from postroom.accounts.models import AccountAccess, EmailAccount, EmailDomain
+from postroom.accounts.models import AccountAccess, EmailAccount, EmailDomain, OutgoingTransport
 from postroom.accounts.resolve import incoming_check, outgoing_check
 from postroom.core.actions import do_log_event
 from postroom.core.models import EventLevel
@@ -90,13 +92,34 @@ def run_connection_test(account: EmailAccount) -> ConnectionReport:
     # Settings are read here, in the request's thread; only the network work
     # runs in parallel, so the whole test takes as long as the slower side.
     in_check = incoming_check(account) if account.incoming_enabled else None
-    out_check = outgoing_check(account) if account.outgoing_enabled else None
+    sendmail = account.outgoing_transport == OutgoingTransport.SENDMAIL
+    out_check = outgoing_check(account) if account.outgoing_enabled and not sendmail else None
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="conncheck") as pool:
         in_future = pool.submit(check_incoming, in_check) if in_check else None
         out_future = pool.submit(check_outgoing, out_check) if out_check else None
         incoming = SideResult.from_diagnosis(in_future.result()) if in_future else None
         outgoing = SideResult.from_diagnosis(out_future.result()) if out_future else None
+    if account.outgoing_enabled and sendmail:
+        outgoing = _sendmail_side()
     return ConnectionReport(incoming=incoming, outgoing=outgoing)
+
+
+def _sendmail_side() -> SideResult:
+    """C3: a sendmail account is ready when the site's sendmail program can be run."""
+    path = str(settings.POSTROOM_SENDMAIL_PATH)
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return SideResult(
+            ok=True,
+            code=None,
+            message=_("The sendmail program %(p)s is ready.") % {"p": path},
+            fix="",
+        )
+    return SideResult(
+        ok=False,
+        code="sendmail_missing",
+        message=_("The sendmail program %(p)s is missing or not executable.") % {"p": path},
+        fix=_("Install a sendmail-compatible program or set POSTROOM_SENDMAIL_PATH."),
+    )
 
 
 def _needs_check(account: EmailAccount) -> bool:

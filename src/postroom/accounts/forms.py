@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.validators import validate_email
 from django.db import models
 from django.forms.models import construct_instance
 from django.utils.translation import gettext as _
@@ -18,7 +19,12 @@ from django.utils.translation import gettext_lazy
 from django_stubs_ext import StrOrPromise
 
 from postroom.accounts.diagnosis_text import describe_warning
-from postroom.accounts.models import EmailAccount, EmailDomain, IncomingProtocol
+from postroom.accounts.models import (
+    EmailAccount,
+    EmailDomain,
+    IncomingProtocol,
+    OutgoingTransport,
+)
 from postroom.accounts.resolve import resolve_servers
 from postroom.core.models import SiteSettings
 from postroom.mail.diagnostics import port_security_warning
@@ -48,6 +54,38 @@ class FoldersField(forms.CharField):
             text = super().to_python(value) or ""
             items = text.replace(",", "\n").splitlines()
         return [item.strip() for item in items if item.strip()]
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(value)
+        return value
+
+
+class AddressListField(forms.CharField):
+    """Email addresses, one per line (commas and semicolons accepted too)."""
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list | tuple):
+            items = [str(v) for v in value]
+        else:
+            text = super().to_python(value) or ""
+            items = text.replace(",", "\n").replace(";", "\n").splitlines()
+        addresses: list[str] = []
+        for item in items:
+            address = item.strip()
+            if address and address.lower() not in {a.lower() for a in addresses}:
+                addresses.append(address)
+        return addresses
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        for address in value:
+            try:
+                validate_email(address)
+            except forms.ValidationError as exc:
+                raise forms.ValidationError(
+                    _("%(address)s is not a valid email address.") % {"address": address}
+                ) from exc
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list | tuple):
@@ -146,6 +184,12 @@ class AccountForm(forms.ModelForm[EmailAccount]):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=gettext_lazy("One per line; INBOX when empty."),
     )
+    bcc_addresses = AddressListField(
+        label=gettext_lazy("BCC every mail to"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=gettext_lazy("One address per line; they receive a hidden copy of every mail."),
+    )
     preset = forms.ChoiceField(label=gettext_lazy("Provider preset"), required=False, choices=())
     skip_check = forms.BooleanField(
         label=gettext_lazy("Save without checking the servers"), required=False
@@ -177,6 +221,16 @@ class AccountForm(forms.ModelForm[EmailAccount]):
             "smtp_security",
             "smtp_auth",
             "smtp_login",
+            "outgoing_transport",
+            "charset",
+            "bcc_addresses",
+            "copy_to_sent",
+            "sent_folder",
+            "verp_return_path",
+            "rate_limit_per_minute",
+            "rate_limit_per_hour",
+            "rate_limit_per_day",
+            "max_queue_age",
             "awaiting_password",
             "ascii_password",
             "verify_cert",
@@ -214,7 +268,7 @@ class AccountForm(forms.ModelForm[EmailAccount]):
 
     # Settings with a sensible default: left out (an API call, a CLI command, an
     # older client), they take the model's default instead of being an error.
-    DEFAULTED = ("sync_option", "poll_interval")
+    DEFAULTED = ("sync_option", "poll_interval", "outgoing_transport", "charset", "max_queue_age")
 
     def _default_if_empty(self, name: str) -> Any:
         value = self.cleaned_data.get(name)
@@ -229,6 +283,18 @@ class AccountForm(forms.ModelForm[EmailAccount]):
 
     def clean_poll_interval(self) -> Any:
         return self._default_if_empty("poll_interval")
+
+    def clean_outgoing_transport(self) -> Any:
+        return self._default_if_empty("outgoing_transport")
+
+    def clean_charset(self) -> Any:
+        return self._default_if_empty("charset")
+
+    def clean_max_queue_age(self) -> Any:
+        return self._default_if_empty("max_queue_age")
+
+    def clean_bcc_addresses(self) -> list[str]:
+        return [str(a) for a in self.cleaned_data.get("bcc_addresses") or []]
 
     # -- field cleaning ---------------------------------------------------
     def clean_email(self) -> str:
@@ -266,6 +332,7 @@ class AccountForm(forms.ModelForm[EmailAccount]):
         self._clean_password(data, servers.smtp_auth)
         self._clean_security(data, servers)
         self._clean_defaults(data)
+        self._clean_sent_copy(data, servers)
         if data.get("incoming_enabled") and servers.incoming_protocol == IncomingProtocol.IMAP:
             if not data.get("folders"):
                 data["folders"] = ["INBOX"]
@@ -303,12 +370,14 @@ class AccountForm(forms.ModelForm[EmailAccount]):
                         "incoming_protocol",
                         _("POP3 is switched off for new accounts on this site; use IMAP."),
                     )
-        if data.get("outgoing_enabled"):
+        if data.get("outgoing_enabled") and _uses_smtp(data):
             if not (servers.smtp_host and servers.smtp_port and servers.smtp_security):
                 self.add_error("smtp_host", unknown_domain)
 
     def _clean_password(self, data: dict[str, Any], smtp_auth: bool) -> None:
-        needs_login = data.get("incoming_enabled") or (data.get("outgoing_enabled") and smtp_auth)
+        needs_login = data.get("incoming_enabled") or (
+            data.get("outgoing_enabled") and smtp_auth and _uses_smtp(data)
+        )
         has_stored = bool(self.instance.pk and self.instance.password_encrypted)
         if needs_login and not data.get("awaiting_password"):
             if not data.get("password") and not has_stored:
@@ -333,6 +402,7 @@ class AccountForm(forms.ModelForm[EmailAccount]):
         plain_in = data.get("incoming_enabled") and servers.incoming_security == Security.NONE
         plain_out = (
             data.get("outgoing_enabled")
+            and _uses_smtp(data)
             and servers.smtp_auth
             and servers.smtp_security == Security.NONE
         )
@@ -355,6 +425,15 @@ class AccountForm(forms.ModelForm[EmailAccount]):
                 "default_outgoing", _("The default outgoing account must have outgoing enabled.")
             )
 
+    def _clean_sent_copy(self, data: dict[str, Any], servers: Any) -> None:
+        # C11: the copy goes in by IMAP APPEND, so it needs the account's IMAP server.
+        imap = servers.incoming_protocol in (None, "", IncomingProtocol.IMAP)
+        if data.get("copy_to_sent") and not (imap and servers.incoming_host):
+            self.add_error(
+                "copy_to_sent",
+                _("A copy in the Sent folder needs an IMAP server for this account."),
+            )
+
     # -- results ----------------------------------------------------------
     def passwords(self) -> tuple[str | None, str | None]:
         """(password, smtp_password) to pass to do_save_account: None keeps the stored one."""
@@ -362,3 +441,8 @@ class AccountForm(forms.ModelForm[EmailAccount]):
             self.cleaned_data.get("password") or None,
             self.cleaned_data.get("smtp_password") or None,
         )
+
+
+def _uses_smtp(data: dict[str, Any]) -> bool:
+    """C3: a sendmail account has no SMTP server, login or port to check."""
+    return data.get("outgoing_transport") != OutgoingTransport.SENDMAIL

@@ -83,6 +83,16 @@ class AccountOut(Schema):
     smtp_security: str
     smtp_auth: bool | None
     smtp_login: str
+    outgoing_transport: str
+    charset: str
+    bcc_addresses: list[str]
+    copy_to_sent: bool
+    sent_folder: str
+    verp_return_path: bool
+    rate_limit_per_minute: int | None
+    rate_limit_per_hour: int | None
+    rate_limit_per_day: int | None
+    max_queue_age: int
     awaiting_password: bool
     has_password: bool
     has_smtp_password: bool
@@ -143,6 +153,21 @@ class _AccountFields(Schema):
     smtp_password: str | None = Field(
         None, description="Write-only; empty uses the incoming password"
     )
+    outgoing_transport: str | None = Field(None, description="smtp or sendmail")
+    charset: str | None = Field(
+        None,
+        description="utf-8 (default), iso-2022-jp or iso-8859-N; text that does not fit goes as UTF-8",
+    )
+    bcc_addresses: list[str] | None = Field(None, description="BCC every mail to these (C5)")
+    copy_to_sent: bool | None = Field(None, description="APPEND a copy to the Sent folder (C11)")
+    sent_folder: str | None = Field(None, description="Empty: the folder marked \\Sent")
+    verp_return_path: bool | None = Field(
+        None, description="Per-message return path address+token for bounce matching"
+    )
+    rate_limit_per_minute: int | None = Field(None, description="Messages; null for no limit")
+    rate_limit_per_hour: int | None = Field(None, description="Messages; null for no limit")
+    rate_limit_per_day: int | None = Field(None, description="Messages; null for no limit")
+    max_queue_age: int | None = Field(None, description="Hours a deferred message is retried")
     awaiting_password: bool | None = None
     ascii_password: bool | None = None
     verify_cert: bool | None = None

@@ -14,6 +14,7 @@ from postroom.cli import CommandError
 
 if TYPE_CHECKING:
     from postroom.incoming.watcher import Watcher
+    from postroom.outgoing.worker import Worker
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -27,6 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.set_defaults(handler=cmd_run)
 
     run.add_argument("--no-watch", action="store_true", help=_("serve only; do not sync mailboxes"))
+    run.add_argument(
+        "--no-worker", action="store_true", help=_("serve only; do not send queued mail")
+    )
 
     watch = sub.add_parser(
         "watch", help=_("keep mailboxes in sync (several watchers may share one database)")
@@ -99,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 % {"u": username, "p": password}
             )
     watcher = None if args.no_watch else _start_watcher_thread()
+    worker = None if args.no_worker else _start_worker_thread()
     print(
         _("Postroom is serving on http://%(h)s:%(p)d/") % {"h": args.host, "p": args.port},
         flush=True,
@@ -108,6 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
+        if worker is not None:
+            worker.stop()
     return 0
 
 
@@ -122,12 +129,27 @@ def _start_watcher_thread() -> Watcher:
     return watcher
 
 
+def _start_worker_thread() -> Worker:
+    """The embedded default: queued mail leaves from the same process (C13)."""
+    import threading
+
+    from postroom.outgoing.worker import Worker
+
+    worker = Worker()
+    threading.Thread(target=worker.run, name="outgoing-worker", daemon=True).start()
+    return worker
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
+    import faulthandler
     import signal
 
     from postroom.incoming.watcher import Watcher
 
     watcher = Watcher()
+    # `kill -USR1 PID` prints every thread's stack: how an operator sees where
+    # a watcher waits without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     signal.signal(signal.SIGINT, lambda *_: watcher.stop())
     print(_("Watching mailboxes as %(h)s") % {"h": watcher.holder}, flush=True)

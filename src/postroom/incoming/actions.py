@@ -143,6 +143,11 @@ def do_sync_account(
         logger.exception("sync of account %s failed unexpectedly", account.pk)
         _record_failure(account, status, exc)
         raise
+    # C15 (outgoing): delivery reports among the new mail mark the outbox
+    # recipients they name as bounced. match_bounces never raises.
+    from postroom.outgoing.bounces import match_bounces
+
+    match_bounces(result.result.new_message_ids)
     status.state = SyncState.IDLE
     status.last_success_at = timezone.now()
     status.last_error_code = status.last_error_message = ""

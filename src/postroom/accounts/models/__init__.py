@@ -1,6 +1,12 @@
 from postroom.accounts.models.access import AccountAccess, Right
 from postroom.accounts.models.accounts import EmailAccount
-from postroom.accounts.models.choices import IncomingProtocol, SecurityChoice, SyncOption
+from postroom.accounts.models.choices import (
+    IncomingProtocol,
+    OutgoingCharset,
+    OutgoingTransport,
+    SecurityChoice,
+    SyncOption,
+)
 from postroom.accounts.models.domains import EmailDomain
 
 __all__ = [
@@ -8,6 +14,8 @@ __all__ = [
     "EmailAccount",
     "EmailDomain",
     "IncomingProtocol",
+    "OutgoingCharset",
+    "OutgoingTransport",
     "Right",
     "SecurityChoice",
     "SyncOption",

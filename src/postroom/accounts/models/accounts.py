@@ -5,13 +5,23 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from postroom.accounts.models.choices import IncomingProtocol, SecurityChoice, SyncOption
+from postroom.accounts.models.choices import (
+    IncomingProtocol,
+    OutgoingCharset,
+    OutgoingTransport,
+    SecurityChoice,
+    SyncOption,
+)
 from postroom.accounts.models.domains import PORT_VALIDATORS, EmailDomain
 from postroom.core import secrets
 
 
 def default_folders() -> list[str]:
     return ["INBOX"]
+
+
+def default_bcc() -> list[str]:
+    return []
 
 
 class EmailAccount(models.Model):
@@ -83,6 +93,65 @@ class EmailAccount(models.Model):
         help_text=_("Leave empty to use the incoming login."),
     )
     smtp_password_encrypted = models.TextField(blank=True, editable=False)
+
+    # Outgoing queue (C3-C5, C11, C13): see postroom.outgoing.
+    outgoing_transport = models.CharField(
+        _("send through"),
+        max_length=10,
+        choices=OutgoingTransport.choices,
+        default=OutgoingTransport.SMTP,
+        help_text=_("The sendmail program is the one configured for the whole site."),
+    )
+    charset = models.CharField(
+        _("charset"),
+        max_length=20,
+        choices=OutgoingCharset.choices,
+        default=OutgoingCharset.UTF8,
+        help_text=_("Text that does not fit this charset is sent as UTF-8."),
+    )
+    bcc_addresses = models.JSONField(
+        _("BCC every mail to"),
+        default=default_bcc,
+        blank=True,
+        help_text=_("Addresses that receive a hidden copy of every mail this account sends."),
+    )
+    copy_to_sent = models.BooleanField(
+        _("copy sent mail to the Sent folder"),
+        default=False,
+        help_text=_("Leave off when the server files sent mail itself (Gmail, Microsoft 365)."),
+    )
+    sent_folder = models.CharField(
+        _("Sent folder"),
+        max_length=500,
+        blank=True,
+        help_text=_("Leave empty to use the folder the server marks as Sent."),
+    )
+    verp_return_path = models.BooleanField(
+        _("per-message return path (VERP)"),
+        default=False,
+        help_text=_(
+            "Bounces come back to address+token, which matches them even when the "
+            "bounce leaves out the original message. The server must accept such senders."
+        ),
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        _("messages per minute"), null=True, blank=True, help_text=_("Empty for no limit.")
+    )
+    rate_limit_per_hour = models.PositiveIntegerField(
+        _("messages per hour"), null=True, blank=True, help_text=_("Empty for no limit.")
+    )
+    rate_limit_per_day = models.PositiveIntegerField(
+        _("messages per day"),
+        null=True,
+        blank=True,
+        help_text=_("Consumer providers cap daily sending; empty for no limit."),
+    )
+    max_queue_age = models.PositiveIntegerField(
+        _("retry for (hours)"),
+        default=72,
+        validators=[MinValueValidator(1)],
+        help_text=_("A message the server keeps deferring fails after this long."),
+    )
 
     # Incoming sync (B2-B6, E2).
     sync_enabled = models.BooleanField(_("sync enabled"), default=True)

@@ -1,0 +1,736 @@
+"""The outgoing queue engine: claim due items under a lease, send, classify, record.
+
+Claiming
+--------
+An item is *due* when ``next_attempt_at <= now`` and no live lease is on it.
+A worker claims a batch of due items, most important first (priority, then
+due time), in one short transaction that writes its lease
+(``lease_holder``/``lease_expires_at``):
+
+* PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent workers
+  on several machines each take different rows without waiting;
+* SQLite: the transaction is ``BEGIN IMMEDIATE`` (see settings), i.e. the
+  single writer, and the lease is written by a conditional ``UPDATE`` that
+  re-checks that the item is still due and its lease free or expired.
+
+A worker that dies simply stops renewing; once its lease expires the items
+are due again and the next claim takes them (a live worker renews the leases
+it holds from a heartbeat thread, see :mod:`postroom.outgoing.worker`).
+
+Per-account rate limits (per minute, hour, day) are applied inside the claim:
+attempts already started in each window are counted (on PostgreSQL under a
+lock on the account row, so two workers cannot both take the last slot) and
+items over the limit get ``next_attempt_at`` set to when a slot frees and
+their wait reason set, which is what the outbox shows.
+
+Sending
+-------
+One SMTP transaction per item carries every recipient still to be served
+(they share the same bytes); senders are kept per account and reused across
+items (:class:`~postroom.mail.smtp_send.SmtpSender` checks a reused connection
+before a transaction and drops it after a protocol error). Classification:
+
+* accepted after DATA's 2xx: ``sent``;
+* 4xx at RCPT or DATA, or a network failure: ``deferred``, retried with
+  exponential back-off and jitter (about a minute, doubling, capped at four
+  hours) until the account's maximum age (default 72 hours), then ``failed``;
+* 5xx at RCPT (that recipient only), MAIL or DATA (every recipient): ``failed``;
+* problems of the account rather than of the message (login refused,
+  certificate, server unreachable) defer every due item of the account, with
+  that reason, so a wrong password is not tried once per queued message.
+
+Crash safety (and the one window for a duplicate)
+-------------------------------------------------
+1. claim: the lease is written; recipients stay ``queued``/``deferred``;
+2. before the SMTP transaction, one commit marks the recipients ``sending``
+   and renews the lease;
+3. the SMTP transaction;
+4. after DATA's final reply, one commit records ``sent``/``deferred``/
+   ``failed`` per recipient and the attempt, and releases the lease.
+
+Whatever the point at which a worker is killed, its recipients are either
+still ``queued``/``deferred`` or ``sending`` under a lease that will expire;
+then the item is due again and every recipient still ``sending`` is sent
+again. So **only a message killed inside its own DATA phase can arrive
+twice**: between the moment its body has gone out (the server may already
+have accepted it) and the commit of step 4. Before that nothing has reached
+a mailbox; after it nothing is sent again. The same window exists when the
+connection rather than the worker dies there
+(:class:`~postroom.mail.smtp_send.DeliveryUncertain`); RFC 5321 accepts a
+rare duplicate over a lost message, and so do we. Nothing is left
+``sending`` for longer than one lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from postroom.accounts.models import EmailAccount
+from postroom.core.actions import do_log_event
+from postroom.core.models import EventLevel
+from postroom.incoming.blobs import read_blob
+from postroom.mail.errors import (
+    AuthError,
+    ConnectError,
+    ConnectionLost,
+    MailError,
+    PlaintextRefused,
+    SMTPRejected,
+    TLSError,
+)
+from postroom.mail.smtp_send import SendResult
+from postroom.outgoing.models import (
+    PENDING_ITEM_STATES,
+    PENDING_RECIPIENT_STATUSES,
+    AttemptOutcome,
+    DeliveryAttempt,
+    ItemState,
+    OutboxItem,
+    OutboxRecipient,
+    RecipientStatus,
+    SentCopyState,
+    WaitReason,
+)
+from postroom.outgoing.sentcopy import SentCopier
+from postroom.outgoing.suppression import suppressed_among
+from postroom.outgoing.transport import Sender, make_sender
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE = 60.0  # seconds before the first retry (about)
+BACKOFF_CAP = 4 * 3600.0
+SENT_COPY_TRIES = 5
+ACCOUNT_RETRY = timedelta(minutes=5)  # an account that cannot send is looked at again
+SENDER_IDLE_SECONDS = 30.0  # idle SMTP connections are closed after this
+
+
+def lease_seconds() -> int:
+    return int(settings.POSTROOM_OUTBOX_LEASE_SECONDS)
+
+
+def backoff(deferrals: int) -> timedelta:
+    """Exponential back-off with jitter: ~1, 2, 4 ... minutes, at most ~4 hours."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, min(deferrals - 1, 20)))
+    return timedelta(seconds=ceiling * random.uniform(0.75, 1.25))
+
+
+def due_filter(now: datetime) -> Q:
+    return Q(next_attempt_at__isnull=False, next_attempt_at__lte=now) & (
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    )
+
+
+def item_state(statuses: Iterable[str]) -> ItemState:
+    """An item's state from its recipients' statuses."""
+    active = [s for s in statuses if s != RecipientStatus.CANCELLED]
+    if not active:
+        return ItemState.CANCELLED
+    if RecipientStatus.SENDING in active:
+        return ItemState.SENDING
+    if RecipientStatus.QUEUED in active:
+        return ItemState.QUEUED
+    if RecipientStatus.DEFERRED in active:
+        return ItemState.DEFERRED
+    if all(s == RecipientStatus.SENT for s in active):
+        return ItemState.SENT
+    if RecipientStatus.SENT in active:
+        return ItemState.PARTIAL
+    return ItemState.FAILED
+
+
+# -- claiming --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    item_id: int
+    account_id: int
+    attempt_id: int | None  # None: delivery is done, only the Sent copy is left
+
+
+@dataclass
+class _Wait:
+    reason: WaitReason
+    until: datetime
+    detail: str
+
+
+_WINDOWS = (
+    ("rate_limit_per_minute", 60, WaitReason.RATE_MINUTE),
+    ("rate_limit_per_hour", 3600, WaitReason.RATE_HOUR),
+    ("rate_limit_per_day", 86400, WaitReason.RATE_DAY),
+)
+
+
+def _limit_detail(reason: WaitReason, limit: int) -> str:
+    if reason == WaitReason.RATE_MINUTE:
+        return _("The account's limit of %(n)d messages per minute is reached.") % {"n": limit}
+    if reason == WaitReason.RATE_HOUR:
+        return _("The account's limit of %(n)d messages per hour is reached.") % {"n": limit}
+    return _("The account's limit of %(n)d messages per day is reached.") % {"n": limit}
+
+
+@dataclass
+class _Allowance:
+    account: EmailAccount
+    now: datetime
+    used: dict[str, int] = field(default_factory=dict)
+    taken: int = 0
+    wait: _Wait | None = None
+
+    def take(self) -> _Wait | None:
+        """Count one more message against the limits, or say how long to wait."""
+        if self.wait is not None:
+            return self.wait
+        blocked: _Wait | None = None
+        for name, seconds, reason in _WINDOWS:
+            limit = getattr(self.account, name)
+            if not limit:
+                continue
+            since = self.now - timedelta(seconds=seconds)
+            if name not in self.used:
+                self.used[name] = DeliveryAttempt.objects.filter(
+                    account_id=self.account.pk, started_at__gt=since
+                ).count()
+            over = self.used[name] + self.taken - limit
+            if over < 0:
+                continue
+            # A slot frees when the (over)-th oldest counted attempt leaves the window.
+            if over < self.used[name]:
+                oldest = (
+                    DeliveryAttempt.objects.filter(account_id=self.account.pk, started_at__gt=since)
+                    .order_by("started_at")
+                    .values_list("started_at", flat=True)[over]
+                )
+                until = oldest + timedelta(seconds=seconds)
+            else:
+                until = self.now + timedelta(seconds=seconds)
+            if blocked is None or until > blocked.until:
+                blocked = _Wait(reason, until, _limit_detail(reason, int(limit)))
+        if blocked is not None:
+            self.wait = blocked
+            return blocked
+        self.taken += 1
+        return None
+
+
+def _limited_accounts(account_ids: Collection[int]) -> dict[int, EmailAccount]:
+    limited = (
+        EmailAccount.objects.filter(pk__in=list(account_ids))
+        .filter(
+            Q(rate_limit_per_minute__isnull=False)
+            | Q(rate_limit_per_hour__isnull=False)
+            | Q(rate_limit_per_day__isnull=False)
+        )
+        .order_by("pk")
+    )
+    if connection.features.has_select_for_update:
+        # Serialises the count-then-claim of one account across workers.
+        limited = limited.select_for_update()
+    return {account.pk: account for account in limited}
+
+
+def claim_due(
+    worker_id: str, limit: int, *, item_ids: Collection[int] | None = None
+) -> list[Claimed]:
+    """Lease up to ``limit`` due items to ``worker_id``; see the module docstring."""
+    now = timezone.now()
+    until = now + timedelta(seconds=lease_seconds())
+    with transaction.atomic():
+        candidates = OutboxItem.objects.filter(due_filter(now))
+        if item_ids is not None:
+            candidates = candidates.filter(pk__in=list(item_ids))
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        rows = list(
+            candidates.order_by("-priority", "next_attempt_at", "pk").values_list(
+                "pk", "account_id", "state"
+            )[:limit]
+        )
+        if not rows:
+            return []
+        delivering = [row for row in rows if row[2] in PENDING_ITEM_STATES]
+        copy_only = [row[0] for row in rows if row[2] not in PENDING_ITEM_STATES]
+        allowances = {
+            pk: _Allowance(account, now)
+            for pk, account in _limited_accounts({row[1] for row in delivering}).items()
+        }
+        taken: list[int] = []
+        for item_id, account_id, _state in delivering:
+            allowance = allowances.get(account_id)
+            wait = allowance.take() if allowance is not None else None
+            if wait is None:
+                taken.append(item_id)
+            else:
+                OutboxItem.objects.filter(pk=item_id).update(
+                    next_attempt_at=wait.until, wait_reason=wait.reason, wait_detail=wait.detail
+                )
+        claimed_ids = taken + copy_only
+        if not claimed_ids:
+            return []
+        # The conditional UPDATE: still due, lease still free (SQLite's guarantee).
+        OutboxItem.objects.filter(pk__in=claimed_ids).filter(due_filter(now)).update(
+            lease_holder=worker_id, lease_expires_at=until
+        )
+        ours = dict(
+            OutboxItem.objects.filter(
+                pk__in=claimed_ids, lease_holder=worker_id, lease_expires_at=until
+            ).values_list("pk", "account_id")
+        )
+        sending = [pk for pk in taken if pk in ours]
+        attempts: dict[int, int] = {}
+        if sending:
+            OutboxItem.objects.filter(pk__in=sending).update(
+                state=ItemState.SENDING,
+                wait_reason=WaitReason.NONE,
+                wait_detail="",
+                attempt_count=F("attempt_count") + 1,
+            )
+            # An attempt still open belongs to a worker that died during it.
+            DeliveryAttempt.objects.filter(
+                item_id__in=sending, outcome=AttemptOutcome.IN_PROGRESS
+            ).update(outcome=AttemptOutcome.INTERRUPTED, finished_at=now)
+            created = DeliveryAttempt.objects.bulk_create(
+                [
+                    DeliveryAttempt(
+                        item_id=pk, account_id=ours[pk], worker=worker_id, started_at=now
+                    )
+                    for pk in sending
+                ]
+            )
+            attempts = {attempt.item_id: attempt.pk for attempt in created}
+    order = {pk: index for index, (pk, _a, _s) in enumerate(rows)}
+    return sorted(
+        (Claimed(pk, account_id, attempts.get(pk)) for pk, account_id in ours.items()),
+        key=lambda claim: order[claim.item_id],
+    )
+
+
+def release(claims: Iterable[Claimed], worker_id: str) -> None:
+    """Give back claimed items that were not started (a stopping worker)."""
+    for claim in claims:
+        with transaction.atomic():
+            statuses = OutboxRecipient.objects.filter(item_id=claim.item_id).values_list(
+                "status", flat=True
+            )
+            OutboxItem.objects.filter(pk=claim.item_id, lease_holder=worker_id).update(
+                lease_holder="", lease_expires_at=None, state=item_state(statuses)
+            )
+            if claim.attempt_id is not None:
+                DeliveryAttempt.objects.filter(
+                    pk=claim.attempt_id, outcome=AttemptOutcome.IN_PROGRESS
+                ).delete()
+
+
+# -- classification -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: RecipientStatus
+    code: int | None
+    reply: str
+
+
+def _reply_code(reply: str | None) -> int | None:
+    if reply and reply[:3].isdigit():
+        return int(reply[:3])
+    return None
+
+
+def is_account_problem(exc: MailError) -> bool:
+    """Errors about the account or its server, not this message: every item waits."""
+    if isinstance(exc, ConnectionLost):
+        return False  # mid-conversation: this item's transaction
+    return isinstance(exc, AuthError | TLSError | PlaintextRefused | ConnectError)
+
+
+def verdicts_from_result(result: SendResult) -> dict[str, Verdict]:
+    verdicts: dict[str, Verdict] = {}
+    for outcome in result.recipients:
+        if outcome.accepted:
+            status = RecipientStatus.SENT
+        elif outcome.temporary:
+            status = RecipientStatus.DEFERRED
+        else:
+            status = RecipientStatus.FAILED
+        verdicts[outcome.address] = Verdict(status, outcome.code, outcome.reply)
+    return verdicts
+
+
+def verdict_from_error(exc: MailError) -> Verdict:
+    reply = exc.server_reply or exc.detail
+    if exc.temporary or is_account_problem(exc):
+        return Verdict(RecipientStatus.DEFERRED, _reply_code(exc.server_reply), reply)
+    if isinstance(exc, SMTPRejected) or (_reply_code(exc.server_reply) or 0) >= 500:
+        return Verdict(RecipientStatus.FAILED, _reply_code(exc.server_reply), reply)
+    return Verdict(RecipientStatus.DEFERRED, _reply_code(exc.server_reply), reply)
+
+
+def _outcome(statuses: Collection[RecipientStatus]) -> AttemptOutcome:
+    if statuses and all(s == RecipientStatus.SENT for s in statuses):
+        return AttemptOutcome.SENT
+    if RecipientStatus.SENT in statuses:
+        return AttemptOutcome.PARTIAL
+    if RecipientStatus.DEFERRED in statuses:
+        return AttemptOutcome.DEFERRED
+    return AttemptOutcome.FAILED
+
+
+# -- the courier: one worker thread's sending ---------------------------------------
+
+
+@dataclass
+class _OpenSender:
+    stamp: object
+    sender: Sender
+    last_used: float
+
+
+class Courier:
+    """Delivers claimed items; keeps one sender (connection) per account between batches.
+
+    Not thread-safe: one courier per worker thread, each with its own ``worker_id``.
+    """
+
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+        self._senders: dict[int, _OpenSender] = {}
+        self._copier = SentCopier()
+        self.stopping = False
+
+    # -- connections
+    def _sender(self, account: EmailAccount) -> Sender:
+        current = self._senders.get(account.pk)
+        if current is not None and current.stamp == account.updated_at:
+            current.last_used = time.monotonic()
+            return current.sender
+        self.drop_sender(account.pk)
+        sender = make_sender(account)
+        self._senders[account.pk] = _OpenSender(account.updated_at, sender, time.monotonic())
+        return sender
+
+    def drop_sender(self, account_id: int) -> None:
+        current = self._senders.pop(account_id, None)
+        if current is not None:
+            try:
+                current.sender.close()
+            except MailError as exc:
+                logger.debug("closing the sender of account %s: %s", account_id, exc)
+
+    def close_idle(self, seconds: float = SENDER_IDLE_SECONDS) -> None:
+        now = time.monotonic()
+        for account_id, current in list(self._senders.items()):
+            if now - current.last_used > seconds:
+                self.drop_sender(account_id)
+
+    def close(self) -> None:
+        for account_id in list(self._senders):
+            self.drop_sender(account_id)
+        self._copier.close()
+
+    # -- the batch
+    def deliver_due(self, limit: int, *, item_ids: Collection[int] | None = None) -> int:
+        """Claim up to ``limit`` due items and deliver them; returns how many were claimed."""
+        claims = claim_due(self.worker_id, limit, item_ids=item_ids)
+        blocked: dict[int, tuple[datetime, str]] = {}  # accounts that cannot send right now
+        for index, claim in enumerate(claims):
+            if self.stopping:
+                release(claims[index:], self.worker_id)
+                break
+            if claim.account_id in blocked and claim.attempt_id is not None:
+                until, detail = blocked[claim.account_id]
+                self._wait_for_account(claim, until, detail)
+                continue
+            try:
+                problem = self._process(claim)
+            except Exception:
+                # A bug or a database hiccup must not stop the batch; the lease
+                # expires and the item is tried again.
+                logger.exception("delivering outbox item %s failed", claim.item_id)
+                continue
+            if problem is not None:
+                blocked[claim.account_id] = problem
+        return len(claims)
+
+    def _process(self, claim: Claimed) -> tuple[datetime, str] | None:
+        item = OutboxItem.objects.select_related("account").get(pk=claim.item_id)
+        if claim.attempt_id is None:
+            self._file_sent_copy(item)
+            return None
+        account = item.account
+        refusal = _account_refusal(account)
+        if refusal is not None:
+            until = timezone.now() + ACCOUNT_RETRY
+            self._wait_for_account(claim, until, refusal)
+            return until, refusal
+        started = self._start(item)
+        if started is None:
+            return None  # the lease was lost to another worker: it is theirs now
+        targets, verdicts = started
+        error = ""
+        data_code: int | None = None
+        data_reply = ""
+        problem: tuple[datetime, str] | None = None
+        if targets:
+            try:
+                raw = read_blob(item.blob_id)
+                result = self._sender(account).send(item.mail_from, targets, raw)
+                verdicts.update(verdicts_from_result(result))
+                data_code, data_reply = result.data_code, result.data_reply
+            except MailError as exc:
+                self.drop_sender(account.pk)
+                verdict = verdict_from_error(exc)
+                verdicts.update({address: verdict for address in targets})
+                error = exc.detail
+                if is_account_problem(exc):
+                    until = timezone.now() + backoff(item.deferrals + 1)
+                    problem = (until, verdict.reply)
+                    self._account_backoff(account, until, verdict.reply)
+            except Exception as exc:
+                self.drop_sender(account.pk)
+                logger.exception("sending outbox item %s failed", item.pk)
+                reply = _("Internal error: %(e)s") % {"e": type(exc).__name__}
+                verdicts.update(
+                    {address: Verdict(RecipientStatus.DEFERRED, None, reply) for address in targets}
+                )
+                error = reply
+        copy_wanted = self._record(item, claim.attempt_id, verdicts, data_code, data_reply, error)
+        if copy_wanted:
+            item.refresh_from_db()
+            self._file_sent_copy(item)
+        return problem
+
+    def _start(self, item: OutboxItem) -> tuple[list[str], dict[str, Verdict]] | None:
+        """Step 2: recipients to ``sending`` and the lease renewed, in one commit."""
+        now = timezone.now()
+        with transaction.atomic():
+            renewed = OutboxItem.objects.filter(pk=item.pk, lease_holder=self.worker_id).update(
+                lease_expires_at=now + timedelta(seconds=lease_seconds())
+            )
+            if not renewed:
+                return None
+            pending = OutboxRecipient.objects.filter(
+                item_id=item.pk, status__in=PENDING_RECIPIENT_STATUSES
+            )
+            if connection.features.has_select_for_update:
+                pending = pending.select_for_update()  # against a concurrent cancel
+            rows = list(pending.values_list("pk", "address"))
+            suppressed = suppressed_among([address for _pk, address in rows])
+            verdicts = {
+                address: Verdict(
+                    RecipientStatus.FAILED,
+                    None,
+                    _("Not sent: the address is on the suppression list (%(reason)s).")
+                    % {"reason": suppressed[address]},
+                )
+                for _pk, address in rows
+                if address in suppressed
+            }
+            targets = [address for _pk, address in rows if address not in suppressed]
+            OutboxRecipient.objects.filter(
+                pk__in=[pk for pk, address in rows if address not in suppressed]
+            ).update(
+                status=RecipientStatus.SENDING,
+                attempts=F("attempts") + 1,
+                last_attempt_at=now,
+            )
+        return targets, verdicts
+
+    def _record(
+        self,
+        item: OutboxItem,
+        attempt_id: int,
+        verdicts: dict[str, Verdict],
+        data_code: int | None,
+        data_reply: str,
+        error: str,
+    ) -> bool:
+        """Step 4: every recipient's verdict, the attempt, the item; returns "copy to Sent now"."""
+        now = timezone.now()
+        expired = now >= item.expires_at
+        account = item.account
+        final: dict[str, Verdict] = {}
+        for address, verdict in verdicts.items():
+            if verdict.status == RecipientStatus.DEFERRED and expired:
+                verdict = Verdict(
+                    RecipientStatus.FAILED,
+                    verdict.code,
+                    _("Gave up after %(h)d hours of retrying. Last reply: %(r)s")
+                    % {"h": account.max_queue_age, "r": verdict.reply},
+                )
+            final[address] = verdict
+        deferred = any(v.status == RecipientStatus.DEFERRED for v in final.values())
+        with transaction.atomic():
+            if not final:
+                # Nothing was left to send (cancelled meanwhile): no attempt happened.
+                DeliveryAttempt.objects.filter(pk=attempt_id).delete()
+            rows = list(
+                OutboxRecipient.objects.filter(item_id=item.pk, address__in=list(final)).exclude(
+                    status__in=[RecipientStatus.CANCELLED, RecipientStatus.BOUNCED]
+                )
+            )
+            for row in rows:
+                verdict = final[row.address]
+                row.status = verdict.status
+                row.code = verdict.code
+                row.reply = verdict.reply[:5000]
+                if verdict.status == RecipientStatus.SENT:
+                    row.sent_at = now
+            OutboxRecipient.objects.bulk_update(rows, ["status", "code", "reply", "sent_at"])
+            DeliveryAttempt.objects.filter(pk=attempt_id).update(
+                finished_at=now,
+                outcome=_outcome([v.status for v in final.values()]),
+                recipients=[
+                    {
+                        "address": address,
+                        "status": str(v.status),
+                        "code": v.code,
+                        "reply": v.reply[:2000],
+                    }
+                    for address, v in final.items()
+                ],
+                data_code=data_code,
+                data_reply=data_reply[:2000],
+                error=error[:2000],
+            )
+            statuses = list(
+                OutboxRecipient.objects.filter(item_id=item.pk).values_list("status", flat=True)
+            )
+            state = item_state(statuses)
+            update: dict[str, object] = {"state": state}
+            copy_now = False
+            if state in PENDING_ITEM_STATES:
+                deferrals = item.deferrals + (1 if deferred else 0)
+                retry_at = min(now + backoff(max(deferrals, 1)), item.expires_at)
+                update.update(
+                    deferrals=deferrals,
+                    next_attempt_at=retry_at,
+                    wait_reason=WaitReason.BACKOFF,
+                    wait_detail=next(
+                        (v.reply for v in final.values() if v.status == RecipientStatus.DEFERRED),
+                        "",
+                    )[:2000],
+                    lease_holder="",
+                    lease_expires_at=None,
+                )
+            else:
+                update.update(finished_at=now, wait_reason=WaitReason.NONE, wait_detail="")
+                sent_any = RecipientStatus.SENT in statuses
+                if account.copy_to_sent and sent_any and item.sent_copy == "":
+                    # Keep the lease: the copy is filed right after this commit.
+                    copy_now = True
+                    update.update(sent_copy=SentCopyState.PENDING, next_attempt_at=now)
+                else:
+                    update.update(next_attempt_at=None, lease_holder="", lease_expires_at=None)
+            OutboxItem.objects.filter(pk=item.pk).update(**update)
+            failed = [a for a, v in final.items() if v.status == RecipientStatus.FAILED]
+            if failed:
+                do_log_event(
+                    kind="outbox.failed",
+                    level=EventLevel.WARNING,
+                    account=account,
+                    message=_("Not delivered to %(who)s: %(reply)s")
+                    % {"who": ", ".join(failed), "reply": final[failed[0]].reply},
+                    data={"item": item.pk, "message_id": item.message_id},
+                )
+        return copy_now
+
+    def _wait_for_account(self, claim: Claimed, until: datetime, detail: str) -> None:
+        """Give a claimed item back, to be tried when the account may send again."""
+        with transaction.atomic():
+            statuses = OutboxRecipient.objects.filter(item_id=claim.item_id).values_list(
+                "status", flat=True
+            )
+            OutboxItem.objects.filter(pk=claim.item_id, lease_holder=self.worker_id).update(
+                state=item_state(statuses),
+                lease_holder="",
+                lease_expires_at=None,
+                next_attempt_at=until,
+                wait_reason=WaitReason.ACCOUNT,
+                wait_detail=detail[:2000],
+            )
+            if claim.attempt_id is not None:
+                DeliveryAttempt.objects.filter(pk=claim.attempt_id).delete()
+
+    def _account_backoff(self, account: EmailAccount, until: datetime, detail: str) -> None:
+        """Every due item of an account that cannot connect waits with it (and says why)."""
+        now = timezone.now()
+        waiting = (
+            OutboxItem.objects.filter(
+                account_id=account.pk,
+                state__in=[ItemState.QUEUED, ItemState.DEFERRED],
+                next_attempt_at__lt=until,
+            )
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .update(
+                next_attempt_at=until, wait_reason=WaitReason.ACCOUNT, wait_detail=detail[:2000]
+            )
+        )
+        do_log_event(
+            kind="outbox.account_error",
+            level=EventLevel.ERROR,
+            account=account,
+            message=_("Sending from %(account)s failed: %(detail)s")
+            % {"account": account.name, "detail": detail},
+            data={"waiting": waiting, "retry_at": until.isoformat()},
+        )
+
+    def _file_sent_copy(self, item: OutboxItem) -> None:
+        """C11, after delivery: APPEND to the Sent folder, then release the lease."""
+        now = timezone.now()
+        update: dict[str, object] = {"lease_holder": "", "lease_expires_at": None}
+        try:
+            self._copier.append(item.account, read_blob(item.blob_id), item.created_at)
+        except MailError as exc:
+            tries = item.sent_copy_attempts + 1
+            give_up = not exc.temporary or tries >= SENT_COPY_TRIES
+            update.update(
+                sent_copy_attempts=tries,
+                sent_copy_error=(exc.server_reply or exc.detail)[:2000],
+                sent_copy=SentCopyState.FAILED if give_up else SentCopyState.PENDING,
+                next_attempt_at=None if give_up else now + backoff(tries),
+            )
+            logger.warning("Sent copy of outbox item %s failed: %s", item.pk, exc)
+        else:
+            update.update(
+                sent_copy=SentCopyState.DONE,
+                sent_copy_error="",
+                sent_copy_attempts=item.sent_copy_attempts + 1,
+                next_attempt_at=None,
+            )
+        OutboxItem.objects.filter(pk=item.pk, lease_holder=self.worker_id).update(**update)
+
+
+def _account_refusal(account: EmailAccount) -> str | None:
+    if not account.outgoing_enabled:
+        return _("Outgoing mail is switched off for this account.")
+    if account.awaiting_password:
+        return _("The account is awaiting its password.")
+    return None
+
+
+def deliver_due(worker_id: str, limit: int, *, item_ids: Collection[int] | None = None) -> int:
+    """Claim and deliver up to ``limit`` due items now; returns how many were claimed.
+
+    What a worker loop calls (through its own long-lived :class:`Courier`,
+    which keeps connections between calls), and what ``postroom send --wait``
+    calls in the foreground when no worker runs (``item_ids`` narrows the
+    claim to the caller's items). Connections opened here are closed on return.
+    """
+    courier = Courier(worker_id)
+    try:
+        return courier.deliver_due(limit, item_ids=item_ids)
+    finally:
+        courier.close()
