@@ -1,6 +1,6 @@
 from django.urls import path
 
-from postroom.web.views import accounts, auth, domains, mail, quarantine, site, sync
+from postroom.web.views import accounts, auth, domains, mail, outbox, quarantine, site, sync
 
 app_name = "web"
 urlpatterns = [
@@ -60,6 +60,13 @@ urlpatterns = [
         quarantine.quarantine_reprocess,
         name="quarantine_reprocess",
     ),
+    # Outgoing mail: the outbox, one item, the suppression list
+    path("outbox/", outbox.outbox, name="outbox"),
+    path("outbox/<int:pk>/", outbox.outbox_item, name="outbox_item"),
+    path("outbox/<int:pk>/cancel/", outbox.outbox_cancel, name="outbox_cancel"),
+    path("outbox/<int:pk>/retry/", outbox.outbox_retry, name="outbox_retry"),
+    path("outbox/suppressed/", outbox.outbox_suppressions, name="outbox_suppressions"),
+    path("outbox/suppressed/remove/", outbox.outbox_unsuppress, name="outbox_unsuppress"),
     # Tokens, settings, events
     path("tokens/", site.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", site.token_revoke, name="token_revoke"),

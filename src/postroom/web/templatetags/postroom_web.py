@@ -15,6 +15,7 @@ _SECTIONS = {
     "site_settings": "settings",
     "events": "events",
     "mail": "mail",
+    "outbox": "outbox",
     "sync": "sync",
     "quarantine": "quarantine",
 }

@@ -2,5 +2,5 @@
 
 Modules: accounts, auth, domains, site (tokens, settings, event log), and for
 incoming mail: mail (mailboxes, threads, messages), sync (status page E2) and
-quarantine.
+quarantine; for outgoing mail: outbox (queue, attempts, suppression list).
 """
