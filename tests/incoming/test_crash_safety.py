@@ -102,33 +102,48 @@ def test_connection_cut_in_the_middle_of_a_fetch_resumes(
     assert_stored_equals_server(dovecot, dovecot_user, account)
 
 
-def _start_watcher(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [postroom_bin(), "watch"],
-        env={**env, "POSTROOM_LEASE_SECONDS": "3"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _start_watcher(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [postroom_bin(), "watch"],
+            env={**env, "POSTROOM_LEASE_SECONDS": "3"},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
-def _wait_until(predicate, timeout: float, what: str) -> None:
+def _wait_until(
+    predicate, timeout: float, what: str, logs: list[Path] = (), procs: list = ()
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    for proc in procs:  # ask the watchers where they are stuck (faulthandler)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGUSR1)
+    time.sleep(1)
+    from postroom.incoming.models import SyncStatus
+
+    states = list(
+        SyncStatus.objects.values_list("account_id", "state", "last_error_code", "next_attempt_at")
+    )
+    leases = list(SyncLease.objects.values_list("account_id", "holder", "expires_at"))
+    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-8000:]}" for p in logs)
+    raise AssertionError(f"timed out waiting for {what}\n{states}\n{leases}\n{tails}")
 
 
 def test_two_watchers_share_accounts_and_one_takes_over_when_the_other_dies(
-    dovecot, imap_account_factory, postroom_env
+    dovecot, imap_account_factory, postroom_env, tmp_path
 ):
     users = [dovecot.new_user("watch") for _ in range(4)]
     accounts = [imap_account_factory(u) for u in users]
     for user in users:
         dovecot.bulk_load(user.name, make_messages(50, tag=user.name))
-    first, second = _start_watcher(postroom_env), _start_watcher(postroom_env)
+    logs = [tmp_path / "watcher-1.log", tmp_path / "watcher-2.log"]
+    first, second = _start_watcher(postroom_env, logs[0]), _start_watcher(postroom_env, logs[1])
     try:
         _wait_until(
             lambda: (
@@ -140,6 +155,7 @@ def test_two_watchers_share_accounts_and_one_takes_over_when_the_other_dies(
             ),
             60,
             "both watchers to sync all four accounts",
+            logs,
         )
         holders = dict(SyncLease.objects.values_list("account_id", "holder"))
         assert len(holders) == 4  # one lease, so one watcher, per account
@@ -156,6 +172,8 @@ def test_two_watchers_share_accounts_and_one_takes_over_when_the_other_dies(
             ),
             60,
             "the surviving watcher to take over and fetch the new mail",
+            logs,
+            [first, second],
         )
         survivor = str(second.pid)
         for account in victims:

@@ -4,9 +4,11 @@ One watcher process runs one thread per account it holds a lease on. The
 thread syncs, then waits in IMAP IDLE on INBOX (re-issued well before the
 29-minute limit) or sleeps for the poll interval (POP3, or a server without
 IDLE), and syncs again as soon as the server reports new mail or someone
-asks for a sync. The main loop takes free leases, renews held ones, and
-stops threads whose lease was lost, so several watchers can share one
-PostgreSQL without ever syncing an account twice at once.
+asks for a sync. Each SELECT of the IDLE session is first compared with
+what the last sync stored, since IDLE only reports changes made after it.
+The main loop takes free leases, renews held ones, and stops threads whose
+lease was lost, so several watchers can share one PostgreSQL without ever
+syncing an account twice at once.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from postroom.accounts.resolve import incoming_check
 from postroom.incoming import leases
 from postroom.incoming.actions import do_sync_account, may_sync, status_for
 from postroom.incoming.engine import account_protocol
-from postroom.incoming.models import SyncState, SyncStatus
+from postroom.incoming.models import FolderState, SyncState, SyncStatus
 from postroom.mail.errors import MailError
-from postroom.mail.imap_sync import ImapSyncSession
+from postroom.mail.imap_sync import FolderStatus, ImapSyncSession
 
 logger = logging.getLogger(__name__)
 
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop IDLE after 29 minutes
 SCAN_SECONDS = 2.0
+# Short IDLE rounds so a stop or a "sync now" is noticed quickly.
+IDLE_ROUND_SECONDS = 2.0
 
 
 def make_holder_id() -> str:
@@ -173,18 +177,63 @@ class Watcher:
                 if not session.supports_idle:
                     entry.wake.wait(interval)
                     return
-                session.select("INBOX")
+                selected: FolderStatus | None = session.select("INBOX")
+                caught_up: tuple[int, int, int | None] | None = None
                 started = time.monotonic()
-                # Short IDLE rounds so stop and "sync now" are noticed quickly.
                 while not entry.stop.is_set() and not entry.wake.is_set():
-                    if session.idle_wait(timeout=1.0):
+                    # IDLE and NOOP only report what changes after this
+                    # session's SELECT, and a SELECT already counts what came
+                    # before it: mail delivered after the sync looked but
+                    # before this SELECT would never be announced. So each
+                    # SELECT is first compared with what the sync stored.
+                    # (caught_up: a sync that did not move the stored state
+                    # past this very SELECT must not repeat forever.)
+                    behind = False
+                    if selected is not None:
+                        mark = _mark(selected)
+                        behind = mark != caught_up and _server_ahead(account, selected)
+                        if behind:
+                            caught_up = mark
+                        selected = None
+                    # Dovecot only watches the mailbox while IDLE is running: a
+                    # change between two rounds would wait for its 30-second
+                    # re-check, so each round ends with a NOOP, which reports it.
+                    if behind or session.idle_wait(timeout=IDLE_ROUND_SECONDS) or session.noop():
                         # New mail: fetch it on this very connection, no new
                         # handshake or login, then go back to waiting.
                         if not self._sync(account, session):
                             return
-                        session.select("INBOX")
+                        selected = session.select("INBOX")
                     if time.monotonic() - started >= min(interval, IDLE_RENEW_SECONDS):
                         return
         except MailError as exc:
             logger.warning("IDLE on account %s failed: %s", account.pk, exc)
             entry.wake.wait(min(interval, 30.0))
+
+
+def _mark(selected: FolderStatus) -> tuple[int, int, int | None]:
+    return (selected.uidvalidity, selected.uidnext, selected.highestmodseq)
+
+
+def _server_ahead(account: EmailAccount, selected: FolderStatus) -> bool:
+    """Whether a fresh SELECT of INBOX shows changes the last sync did not store.
+
+    The sync records the UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ its own
+    SELECT saw; anything delivered (or, with CONDSTORE, flagged or expunged)
+    since moves them on. Mail that arrived during the sync and was already
+    fetched costs one pass that finds nothing new.
+    """
+    state = (
+        FolderState.objects.filter(account=account, name="INBOX")
+        .values("uidvalidity", "uidnext", "highestmodseq")
+        .first()
+    )
+    if state is None or state["uidvalidity"] != selected.uidvalidity:
+        return True
+    if state["uidnext"] is None or selected.uidnext > state["uidnext"]:
+        return True
+    return (
+        selected.highestmodseq is not None
+        and state["highestmodseq"] is not None
+        and selected.highestmodseq > state["highestmodseq"]
+    )
