@@ -24,6 +24,7 @@ from postroom.outgoing.models import (
     DeliveryAttempt,
     ItemState,
     OutboxItem,
+    OutboxRecipient,
     RecipientKind,
     RecipientStatus,
     WaitReason,
@@ -203,6 +204,22 @@ def test_unreachable_server_defers_every_item_of_the_account(smtp_account, close
         assert item.next_attempt_at > timezone.now()
         assert item.attempts.count() == 0
     assert deliver() == 0
+
+
+def test_unreachable_server_in_one_batch_leaves_nothing_sending(smtp_account, closed_port):
+    """A batch marks its recipients ``sending`` up front; those not tried are put back."""
+    account = make_smtp_account(None, smtp_port=closed_port)
+    items = [queue(account, to=["a@example.test", "b@example.test"]) for _ in range(3)]
+    assert deliver(limit=10) == 3
+    for item in items:
+        item.refresh_from_db()
+    assert items[0].state == ItemState.DEFERRED
+    for item in items[1:]:
+        assert item.state == ItemState.QUEUED
+        assert item.wait_reason == WaitReason.ACCOUNT and item.lease_holder == ""
+        assert item.attempts.count() == 0
+        assert set(item.recipients.values_list("status", "attempts")) == {(S.QUEUED, 0)}
+    assert not OutboxRecipient.objects.filter(status=S.SENDING).exists()
 
 
 def test_a_server_that_never_greets_defers_with_the_account(silent_port, settings):

@@ -43,7 +43,9 @@ Crash safety (and the one window for a duplicate)
 -------------------------------------------------
 1. claim: the lease is written; recipients stay ``queued``/``deferred``;
 2. before the SMTP transaction, one commit marks the recipients ``sending``
-   and renews the lease;
+   and renews the lease (one commit for the whole claimed batch; recipients
+   of items then not sent, because the account failed or the worker is
+   stopping, are put back as they were);
 3. the SMTP transaction;
 4. after DATA's final reply, one commit records ``sent``/``deferred``/
    ``failed`` per recipient and the attempt, and releases the lease.
@@ -65,8 +67,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -113,6 +117,25 @@ BACKOFF_CAP = 4 * 3600.0
 SENT_COPY_TRIES = 5
 ACCOUNT_RETRY = timedelta(minutes=5)  # an account that cannot send is looked at again
 SENDER_IDLE_SECONDS = 30.0  # idle SMTP connections are closed after this
+
+
+_SQLITE_WRITES = threading.RLock()
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """One write transaction of the queue.
+
+    On SQLite there is a single writer: the sending threads of one process take
+    turns on a lock here rather than in SQLite's busy handler, which sleeps for
+    milliseconds between its tries.
+    """
+    if connection.vendor == "sqlite":
+        with _SQLITE_WRITES, transaction.atomic():
+            yield
+    else:
+        with transaction.atomic():
+            yield
 
 
 def lease_seconds() -> int:
@@ -247,7 +270,7 @@ def claim_due(
     """Lease up to ``limit`` due items to ``worker_id``; see the module docstring."""
     now = timezone.now()
     until = now + timedelta(seconds=lease_seconds())
-    with transaction.atomic():
+    with writing():
         candidates = OutboxItem.objects.filter(due_filter(now))
         if item_ids is not None:
             candidates = candidates.filter(pk__in=list(item_ids))
@@ -320,7 +343,7 @@ def claim_due(
 def release(claims: Iterable[Claimed], worker_id: str) -> None:
     """Give back claimed items that were not started (a stopping worker)."""
     for claim in claims:
-        with transaction.atomic():
+        with writing():
             statuses = OutboxRecipient.objects.filter(item_id=claim.item_id).values_list(
                 "status", flat=True
             )
@@ -392,6 +415,15 @@ def _outcome(statuses: Collection[RecipientStatus]) -> AttemptOutcome:
 
 
 @dataclass
+class _Started:
+    """An item after step 2: whom to send to, verdicts already known, the rows as they were."""
+
+    targets: list[str]
+    verdicts: dict[str, Verdict]
+    rows: list[OutboxRecipient]
+
+
+@dataclass
 class _OpenSender:
     stamp: object
     sender: Sender
@@ -444,17 +476,65 @@ class Courier:
     def deliver_due(self, limit: int, *, item_ids: Collection[int] | None = None) -> int:
         """Claim up to ``limit`` due items and deliver them; returns how many were claimed."""
         claims = claim_due(self.worker_id, limit, item_ids=item_ids)
+        if claims:
+            self._deliver(claims)
+        return len(claims)
+
+    def _process(self, claim: Claimed) -> tuple[datetime, str] | None:
+        """Deliver one claimed item (a batch of one); returns the account's problem, if any."""
+        return self._deliver([claim]).get(claim.account_id)
+
+    def _deliver(self, claims: list[Claimed]) -> dict[int, tuple[datetime, str]]:
+        """Steps 2 to 4 for a claimed batch; returns the accounts that cannot send now.
+
+        The items and their accounts are read in one query; step 2 is one commit for
+        the whole batch; then each item has its SMTP transaction and its own step-4
+        commit right after DATA's reply (so the duplicate window stays one message).
+        """
+        items = OutboxItem.objects.select_related("account").in_bulk(
+            [claim.item_id for claim in claims]
+        )
         blocked: dict[int, tuple[datetime, str]] = {}  # accounts that cannot send right now
+        to_start: list[OutboxItem] = []
+        for claim in claims:
+            item = items.get(claim.item_id)
+            if item is None or claim.attempt_id is None:
+                continue
+            if claim.account_id not in blocked:
+                refusal = _account_refusal(item.account)
+                if refusal is not None:
+                    blocked[claim.account_id] = (timezone.now() + ACCOUNT_RETRY, refusal)
+                    continue
+                to_start.append(item)
+        try:
+            started = self._start(to_start)
+        except Exception:
+            # A database hiccup: nothing was marked; the leases expire and the items return.
+            logger.exception("starting outbox items %s failed", [i.pk for i in to_start])
+            return blocked
         for index, claim in enumerate(claims):
             if self.stopping:
-                release(claims[index:], self.worker_id)
+                rest = claims[index:]
+                self._unstart([started[c.item_id] for c in rest if c.item_id in started])
+                release(rest, self.worker_id)
                 break
-            if claim.account_id in blocked and claim.attempt_id is not None:
-                until, detail = blocked[claim.account_id]
-                self._wait_for_account(claim, until, detail)
+            item = items.get(claim.item_id)
+            if item is None:
                 continue
             try:
-                problem = self._process(claim)
+                if claim.attempt_id is None:
+                    self._file_sent_copy(item)
+                    continue
+                if claim.account_id in blocked:
+                    if item.pk in started:
+                        self._unstart([started.pop(item.pk)])
+                    until, detail = blocked[claim.account_id]
+                    self._wait_for_account(claim, until, detail)
+                    continue
+                begun = started.pop(item.pk, None)
+                if begun is None:
+                    continue  # the lease was lost to another worker: it is theirs now
+                problem = self._send(item, claim.attempt_id, begun)
             except Exception:
                 # A bug or a database hiccup must not stop the batch; the lease
                 # expires and the item is tried again.
@@ -462,23 +542,14 @@ class Courier:
                 continue
             if problem is not None:
                 blocked[claim.account_id] = problem
-        return len(claims)
+        return blocked
 
-    def _process(self, claim: Claimed) -> tuple[datetime, str] | None:
-        item = OutboxItem.objects.select_related("account").get(pk=claim.item_id)
-        if claim.attempt_id is None:
-            self._file_sent_copy(item)
-            return None
+    def _send(
+        self, item: OutboxItem, attempt_id: int, begun: _Started
+    ) -> tuple[datetime, str] | None:
+        """Step 3 and step 4 for one item."""
         account = item.account
-        refusal = _account_refusal(account)
-        if refusal is not None:
-            until = timezone.now() + ACCOUNT_RETRY
-            self._wait_for_account(claim, until, refusal)
-            return until, refusal
-        started = self._start(item)
-        if started is None:
-            return None  # the lease was lost to another worker: it is theirs now
-        targets, verdicts = started
+        targets, verdicts = begun.targets, dict(begun.verdicts)
         error = ""
         data_code: int | None = None
         data_reply = ""
@@ -506,47 +577,76 @@ class Courier:
                     {address: Verdict(RecipientStatus.DEFERRED, None, reply) for address in targets}
                 )
                 error = reply
-        copy_wanted = self._record(item, claim.attempt_id, verdicts, data_code, data_reply, error)
+        copy_wanted = self._record(item, attempt_id, verdicts, data_code, data_reply, error)
         if copy_wanted:
             item.refresh_from_db()
             self._file_sent_copy(item)
         return problem
 
-    def _start(self, item: OutboxItem) -> tuple[list[str], dict[str, Verdict]] | None:
-        """Step 2: recipients to ``sending`` and the lease renewed, in one commit."""
+    def _start(self, items: list[OutboxItem]) -> dict[int, _Started]:
+        """Step 2 for a batch: recipients to ``sending`` and the leases renewed, in one commit.
+
+        Items whose lease was lost to another worker are left out of the answer.
+        """
+        if not items:
+            return {}
         now = timezone.now()
-        with transaction.atomic():
-            renewed = OutboxItem.objects.filter(pk=item.pk, lease_holder=self.worker_id).update(
+        ids = [item.pk for item in items]
+        with writing():
+            OutboxItem.objects.filter(pk__in=ids, lease_holder=self.worker_id).update(
                 lease_expires_at=now + timedelta(seconds=lease_seconds())
             )
-            if not renewed:
-                return None
-            pending = OutboxRecipient.objects.filter(
-                item_id=item.pk, status__in=PENDING_RECIPIENT_STATUSES
+            ours = set(
+                OutboxItem.objects.filter(pk__in=ids, lease_holder=self.worker_id).values_list(
+                    "pk", flat=True
+                )
             )
+            if not ours:
+                return {}
+            pending = OutboxRecipient.objects.filter(
+                item_id__in=ours, status__in=PENDING_RECIPIENT_STATUSES
+            ).order_by("item_id", "pk")
             if connection.features.has_select_for_update:
                 pending = pending.select_for_update()  # against a concurrent cancel
-            rows = list(pending.values_list("pk", "address"))
-            suppressed = suppressed_among([address for _pk, address in rows])
-            verdicts = {
-                address: Verdict(
-                    RecipientStatus.FAILED,
-                    None,
-                    _("Not sent: the address is on the suppression list (%(reason)s).")
-                    % {"reason": suppressed[address]},
+            rows = list(pending)
+            suppressed = suppressed_among({row.address for row in rows})
+            started = {pk: _Started([], {}, []) for pk in ours}
+            for row in rows:
+                begun = started[row.item_id]
+                if row.address in suppressed:
+                    begun.verdicts[row.address] = Verdict(
+                        RecipientStatus.FAILED,
+                        None,
+                        _("Not sent: the address is on the suppression list (%(reason)s).")
+                        % {"reason": suppressed[row.address]},
+                    )
+                else:
+                    begun.targets.append(row.address)
+                    begun.rows.append(row)
+            marked = [row.pk for row in rows if row.address not in suppressed]
+            for chunk in range(0, len(marked), 500):
+                OutboxRecipient.objects.filter(pk__in=marked[chunk : chunk + 500]).update(
+                    status=RecipientStatus.SENDING,
+                    attempts=F("attempts") + 1,
+                    last_attempt_at=now,
                 )
-                for _pk, address in rows
-                if address in suppressed
-            }
-            targets = [address for _pk, address in rows if address not in suppressed]
-            OutboxRecipient.objects.filter(
-                pk__in=[pk for pk, address in rows if address not in suppressed]
-            ).update(
-                status=RecipientStatus.SENDING,
-                attempts=F("attempts") + 1,
-                last_attempt_at=now,
+        return started
+
+    def _unstart(self, begun: list[_Started]) -> None:
+        """Undo step 2 for items that will not be sent now (the account, or a stop)."""
+        rows = [row for entry in begun for row in entry.rows]
+        if not rows:
+            return
+        with writing():
+            still = set(
+                OutboxRecipient.objects.filter(
+                    pk__in=[row.pk for row in rows], status=RecipientStatus.SENDING
+                ).values_list("pk", flat=True)
             )
-        return targets, verdicts
+            OutboxRecipient.objects.bulk_update(
+                [row for row in rows if row.pk in still],
+                ["status", "attempts", "last_attempt_at"],
+            )
 
     def _record(
         self,
@@ -572,39 +672,39 @@ class Courier:
                 )
             final[address] = verdict
         deferred = any(v.status == RecipientStatus.DEFERRED for v in final.values())
-        with transaction.atomic():
+        # Recipients with the same verdict are written by one UPDATE.
+        groups: dict[tuple[RecipientStatus, int | None, str], list[str]] = {}
+        for address, verdict in final.items():
+            key = (verdict.status, verdict.code, verdict.reply[:5000])
+            groups.setdefault(key, []).append(address)
+        with writing():
             if not final:
                 # Nothing was left to send (cancelled meanwhile): no attempt happened.
                 DeliveryAttempt.objects.filter(pk=attempt_id).delete()
-            rows = list(
-                OutboxRecipient.objects.filter(item_id=item.pk, address__in=list(final)).exclude(
+            for (status, code, reply), addresses in groups.items():
+                fields: dict[str, object] = {"status": status, "code": code, "reply": reply}
+                if status == RecipientStatus.SENT:
+                    fields["sent_at"] = now
+                OutboxRecipient.objects.filter(item_id=item.pk, address__in=addresses).exclude(
                     status__in=[RecipientStatus.CANCELLED, RecipientStatus.BOUNCED]
+                ).update(**fields)
+            if final:
+                DeliveryAttempt.objects.filter(pk=attempt_id).update(
+                    finished_at=now,
+                    outcome=_outcome([v.status for v in final.values()]),
+                    recipients=[
+                        {
+                            "address": address,
+                            "status": str(v.status),
+                            "code": v.code,
+                            "reply": v.reply[:2000],
+                        }
+                        for address, v in final.items()
+                    ],
+                    data_code=data_code,
+                    data_reply=data_reply[:2000],
+                    error=error[:2000],
                 )
-            )
-            for row in rows:
-                verdict = final[row.address]
-                row.status = verdict.status
-                row.code = verdict.code
-                row.reply = verdict.reply[:5000]
-                if verdict.status == RecipientStatus.SENT:
-                    row.sent_at = now
-            OutboxRecipient.objects.bulk_update(rows, ["status", "code", "reply", "sent_at"])
-            DeliveryAttempt.objects.filter(pk=attempt_id).update(
-                finished_at=now,
-                outcome=_outcome([v.status for v in final.values()]),
-                recipients=[
-                    {
-                        "address": address,
-                        "status": str(v.status),
-                        "code": v.code,
-                        "reply": v.reply[:2000],
-                    }
-                    for address, v in final.items()
-                ],
-                data_code=data_code,
-                data_reply=data_reply[:2000],
-                error=error[:2000],
-            )
             statuses = list(
                 OutboxRecipient.objects.filter(item_id=item.pk).values_list("status", flat=True)
             )
@@ -649,7 +749,7 @@ class Courier:
 
     def _wait_for_account(self, claim: Claimed, until: datetime, detail: str) -> None:
         """Give a claimed item back, to be tried when the account may send again."""
-        with transaction.atomic():
+        with writing():
             statuses = OutboxRecipient.objects.filter(item_id=claim.item_id).values_list(
                 "status", flat=True
             )
@@ -710,7 +810,8 @@ class Courier:
                 sent_copy_attempts=item.sent_copy_attempts + 1,
                 next_attempt_at=None,
             )
-        OutboxItem.objects.filter(pk=item.pk, lease_holder=self.worker_id).update(**update)
+        with writing():
+            OutboxItem.objects.filter(pk=item.pk, lease_holder=self.worker_id).update(**update)
 
 
 def _account_refusal(account: EmailAccount) -> str | None:

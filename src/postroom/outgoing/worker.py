@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from postroom.outgoing.actions import queue_changed
 from postroom.outgoing.models import OutboxItem, WorkerHeartbeat
-from postroom.outgoing.queue import Courier, lease_seconds
+from postroom.outgoing.queue import Courier, lease_seconds, writing
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +99,10 @@ class Worker:
 
     def _heartbeat(self, started: object) -> None:
         now = timezone.now()
-        OutboxItem.objects.filter(lease_holder__in=self.holder_ids).update(
-            lease_expires_at=now + timedelta(seconds=lease_seconds())
-        )
+        with writing():
+            OutboxItem.objects.filter(lease_holder__in=self.holder_ids).update(
+                lease_expires_at=now + timedelta(seconds=lease_seconds())
+            )
         WorkerHeartbeat.objects.update_or_create(
             worker_id=self.worker_id, defaults={"seen_at": now, "started_at": started}
         )
