@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from itertools import islice
 
 from django.db import transaction
 
@@ -101,6 +103,27 @@ def _save_parsed(message_id: int, parsed: ParsedMessage) -> None:
         )
 
 
+# Chunks handed to the pool at once: enough to keep every core busy while this
+# process saves, few enough that parsed bodies never pile up in memory (a
+# whole mailbox submitted at once grew the parent past a gigabyte).
+IN_FLIGHT_PER_WORKER = 2
+
+
+def _parallel_outcomes(items: list[tuple[int, str]], limit: int | None) -> Iterator[Outcome]:
+    chunks = iter([items[i : i + CHUNK] for i in range(0, len(items), CHUNK)])
+    pool = _pool()
+    window = IN_FLIGHT_PER_WORKER * max(1, os.cpu_count() or 1)
+    pending: deque[Future[list[Outcome]]] = deque(
+        pool.submit(parse_chunk, chunk, limit) for chunk in islice(chunks, window)
+    )
+    while pending:
+        done = pending.popleft().result()
+        following = next(chunks, None)
+        if following is not None:
+            pending.append(pool.submit(parse_chunk, following, limit))
+        yield from done
+
+
 def extract_messages(
     message_ids: Sequence[int], limit: int | None, *, parallel: bool | None = None
 ) -> ExtractReport:
@@ -110,9 +133,7 @@ def extract_messages(
     if parallel is None:
         parallel = len(items) > CHUNK
     if parallel:
-        chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-        futures = [_pool().submit(parse_chunk, chunk, limit) for chunk in chunks]
-        outcomes: Iterator[Outcome] = (o for future in futures for o in future.result())
+        outcomes: Iterator[Outcome] = _parallel_outcomes(items, limit)
     else:
         outcomes = iter(parse_chunk(items, limit))
     quarantined = sum(1 for outcome in outcomes if not _save(outcome))
