@@ -12,55 +12,18 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from postroom.accounts.forms import AccountForm
 from postroom.accounts.models import EmailAccount, EmailDomain, Right
 from postroom.accounts.permissions import accounts_for
 from postroom.accounts.resolve import resolve_servers
 
-# Copied as they are; everything else is spelled out below.
+# Copied as they are: every field the shared form edits (so a field added to the
+# form is shown by the API too), minus the relations spelled out below, plus the
+# read-only ones.
 _ACCOUNT_PLAIN_FIELDS = (
     "id",
-    "name",
-    "email",
-    "incoming_enabled",
-    "incoming_protocol",
-    "incoming_host",
-    "incoming_port",
-    "incoming_security",
-    "folders",
-    "login",
+    *(f for f in AccountForm.Meta.fields if f not in ("domain", "preset", "owner")),
     "sync_enabled",
-    "sync_option",
-    "initial_sync_count",
-    "poll_interval",
-    "max_attachment_size",
-    "pop3_delete_after_retrieval",
-    "outgoing_enabled",
-    "smtp_host",
-    "smtp_port",
-    "smtp_security",
-    "smtp_auth",
-    "smtp_login",
-    "outgoing_transport",
-    "charset",
-    "bcc_addresses",
-    "copy_to_sent",
-    "sent_folder",
-    "verp_return_path",
-    "rate_limit_per_minute",
-    "rate_limit_per_hour",
-    "rate_limit_per_day",
-    "max_queue_age",
-    "awaiting_password",
-    "ascii_password",
-    "verify_cert",
-    "ca_cert",
-    "allow_plaintext_login",
-    "sender_name",
-    "always_use_account_name_as_sender",
-    "always_use_account_email_as_sender",
-    "use_for_integration",
-    "default_incoming",
-    "default_outgoing",
     "is_template",
     "created_at",
     "updated_at",
