@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "postroom.accounts",
     "postroom.incoming",
     "postroom.outgoing",
+    "postroom.records",
+    "postroom.webhooks",
     "postroom.web",
 ]
 

@@ -148,6 +148,7 @@ def do_sync_account(
     from postroom.outgoing.bounces import match_bounces
 
     match_bounces(result.result.new_message_ids)
+    _announce_mail(account)
     status.state = SyncState.IDLE
     status.last_success_at = timezone.now()
     status.last_error_code = status.last_error_message = ""
@@ -236,6 +237,27 @@ def do_request_sync(account: EmailAccount) -> SyncStatus:
 FLAG_NAMES = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered"}
 
 
+def _announce_mail(account: EmailAccount) -> None:
+    """Let records and webhooks handle the new mail; their failures never fail the sync."""
+    from postroom.incoming.signals import mail_ready
+
+    for receiver, outcome in mail_ready.send_robust(sender=EmailAccount, account=account):
+        if isinstance(outcome, Exception):
+            logger.error(
+                "after-sync step %r failed for account %s",
+                receiver,
+                account.pk,
+                exc_info=outcome,
+            )
+            do_log_event(
+                kind="sync.after_step_failed",
+                level=EventLevel.ERROR,
+                account=account,
+                message=_("Handling new mail after the sync failed: %(error)s")
+                % {"error": f"{type(outcome).__name__}: {outcome}"},
+            )
+
+
 def do_set_message_flags(message: Message, *, actor: object = None, **changes: bool) -> Message:
     """Change read/flagged/answered in Postroom and on the server (B15).
 
@@ -320,3 +342,40 @@ def do_reprocess_quarantined(account: EmailAccount, *, actor: object = None) -> 
         data={"actor": getattr(actor, "username", None)},
     )
     return report
+
+
+def do_move_message(message: Message, folder: str, *, actor: object = None) -> Message:
+    """Move a message to another folder of its IMAP account, on the server first.
+
+    The ledger keeps the old locations until the next sync of the target
+    folder finds the message there (same bytes, same message): nothing is
+    lost or duplicated in between. POP3 has no folders.
+    """
+    if account_protocol(message.account) != IncomingProtocol.IMAP:
+        raise ValueError(_("Only IMAP accounts have folders to move mail to."))
+    locations = list(message.locations.select_related("folder"))
+    check = incoming_check(message.account)
+    moved: list[int] = []
+    with ImapSyncSession(check.endpoint, check.credentials) as session:
+        by_folder: dict[str, list[MessageLocation]] = {}
+        for location in locations:
+            if location.folder.name != folder:
+                by_folder.setdefault(location.folder.name, []).append(location)
+        for name, rows in by_folder.items():
+            status = session.select(name, readonly=False)
+            current = [r for r in rows if r.uidvalidity == status.uidvalidity]
+            session.move([r.uid for r in current], folder)
+            moved.extend(r.pk for r in current)
+    with transaction.atomic():
+        MessageLocation.objects.filter(pk__in=moved).delete()
+        do_log_event(
+            kind="message.moved",
+            account=message.account,
+            message=_("Message moved to %(folder)s.") % {"folder": folder},
+            data={
+                "message": message.pk,
+                "folder": folder,
+                "actor": getattr(actor, "username", None),
+            },
+        )
+    return message

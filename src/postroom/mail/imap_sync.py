@@ -514,6 +514,28 @@ class ImapSyncSession:
             self._imap.untagged_responses.pop("FETCH", None)
             self._note_unsolicited()
 
+    def move(self, uids: Collection[int], folder: str) -> None:
+        """Move ``uids`` of the selected folder to ``folder`` (MOVE, or COPY + delete).
+
+        Without MOVE (RFC 6851) the fallback expunges only these UIDs when the
+        server has UIDPLUS; without UIDPLUS it leaves them marked \\Deleted
+        rather than expunging other messages someone else marked.
+        """
+        if self._require_selected().readonly:
+            raise RuntimeError("the folder is selected read-only; select(folder, readonly=False)")
+        wanted = sorted(uids)
+        if not wanted:
+            return
+        with self._guard("UID MOVE"):
+            if "MOVE" in self.capabilities:
+                self._client.move(wanted, folder)
+            else:
+                self._client.copy(wanted, folder)
+                self._client.add_flags(wanted, [b"\\Deleted"], silent=True)
+                if "UIDPLUS" in self.capabilities:
+                    self._client.uid_expunge(wanted)
+        self._note_unsolicited()
+
     # ------------------------------------------------------------ waiting
 
     @property

@@ -165,6 +165,9 @@ def do_queue_message(
     idempotency_key: str | None = None,
     send_at: datetime | None = None,
     priority: int = 0,
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
 ) -> OutboxItem:
     """Queue one message from ``account``; returns its outbox item.
 
@@ -175,7 +178,10 @@ def do_queue_message(
 
     ``idempotency_key``: a second call with the same key for the same
     account returns the first item and queues nothing. ``send_at``: not
-    before then (C13). ``priority``: higher goes first.
+    before then (C13). ``priority``: higher goes first. ``message_id``: the
+    Message-ID to use (a record's token id, see ``postroom.records.tokens``);
+    a fresh one otherwise. ``in_reply_to``/``references``: threading headers
+    of a reply (D5).
 
     Raises :class:`InvalidMessage` (a ValueError: CR/LF in a header, an
     address that does not parse; ``.field`` names it), :class:`RecipientsSuppressed`,
@@ -193,7 +199,7 @@ def do_queue_message(
     identity = sender_identity(
         account, actor, reply_to=tuple(reply_to) if reply_to is not None else None
     )
-    message_id = _message_id(account)
+    message_id = message_id or _message_id(account)
     built = _build(
         OutgoingMessage(
             from_address=identity.from_address,
@@ -210,6 +216,8 @@ def do_queue_message(
             charset=account.charset or OutgoingCharset.UTF8,
             extra_headers=dict(extra_headers or {}),
             message_id=message_id,
+            in_reply_to=in_reply_to,
+            references=tuple(references),
         )
     )
     kinds: dict[str, RecipientKind] = {}

@@ -93,6 +93,9 @@ class OutgoingMessage:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     message_id: str | None = None
     date: datetime | None = None
+    # Threading (RFC 5322 §3.6.4): the parent's Message-ID and the chain to it.
+    in_reply_to: str | None = None
+    references: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ _RESERVED = frozenset(
         "subject",
         "date",
         "message-id",
+        "in-reply-to",
+        "references",
         "mime-version",
         "content-type",
         "content-transfer-encoding",
@@ -323,12 +328,28 @@ def _message_id(value: str | None, from_box: _Mailbox) -> str:
     if value is None:
         domain = from_box.domain
         return f"<{secrets.token_urlsafe(18)}@{domain}>"
-    ident = _check_text("message_id", value).strip()
+    return _ident("message_id", value)
+
+
+def _ident(where: str, value: str) -> str:
+    ident = _check_text(where, value).strip()
     if ident.startswith("<") and ident.endswith(">"):
         ident = ident[1:-1]
     if not _MSGID.fullmatch(ident):
-        raise InvalidMessage("message_id", f"{value!r} is not a Message-ID (left@right, ASCII)")
+        raise InvalidMessage(where, f"{value!r} is not a Message-ID (left@right, ASCII)")
     return f"<{ident}>"
+
+
+# Enough to thread in every client we know; the oldest (the root) is kept first.
+MAX_REFERENCES = 32
+
+
+def _references(values: Sequence[str]) -> str:
+    idents = [_ident(f"references[{i}]", v) for i, v in enumerate(values)]
+    if len(idents) > MAX_REFERENCES:
+        idents = [idents[0], *idents[-(MAX_REFERENCES - 1) :]]
+    # One id per folded line keeps every line under the limit however many there are.
+    return "\r\n ".join(idents)
 
 
 def _attachment(index: int, spec: AttachmentSpec) -> OutgoingAttachment:
@@ -394,6 +415,10 @@ def build_message(spec: OutgoingMessage) -> BuiltMessage:
         headers.append(("To", "undisclosed-recipients:;"))
     headers.append(("Subject", _encode_text("subject", subject, charset, "Subject")))
     headers.append(("Message-ID", message_id))
+    if spec.in_reply_to:
+        headers.append(("In-Reply-To", _ident("in_reply_to", spec.in_reply_to)))
+    if spec.references:
+        headers.append(("References", _references(spec.references)))
     for name, value in spec.extra_headers.items():
         headers.append(_extra_header(name, value, charset))
 

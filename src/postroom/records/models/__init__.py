@@ -1,0 +1,35 @@
+from postroom.records.models.records import (
+    Contact,
+    LinkVia,
+    Record,
+    RecordLink,
+    RecordSource,
+    RecordType,
+)
+from postroom.records.models.routing import (
+    AppendTo,
+    AutoReplyLog,
+    RoutedMessage,
+    RouteOutcome,
+    RoutingSettings,
+    Rule,
+    RuleMatch,
+    UnrepliedNotice,
+)
+
+__all__ = [
+    "AppendTo",
+    "AutoReplyLog",
+    "Contact",
+    "LinkVia",
+    "Record",
+    "RecordLink",
+    "RecordSource",
+    "RecordType",
+    "RouteOutcome",
+    "RoutedMessage",
+    "RoutingSettings",
+    "Rule",
+    "RuleMatch",
+    "UnrepliedNotice",
+]
