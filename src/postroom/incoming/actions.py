@@ -224,6 +224,51 @@ def _record_failure(account: EmailAccount, status: SyncStatus, exc: Exception) -
         message=message,
         data={"code": code},
     )
+    _notify_failure(account, status, message)
+
+
+# E3: a plain error tells people only once it persists (a timeout that the next
+# pass recovers from needs nobody); an auth_error tells them at once.
+ERROR_NOTIFY_AFTER = 3
+
+
+def _notify_failure(account: EmailAccount, status: SyncStatus, message: str) -> None:
+    """Tell the account's people that its sync stopped or keeps failing (A18, E3).
+
+    Once per episode: the key names the account, the state and the last
+    success (and for auth_error the credentials tried), so a repeated failure
+    is not told twice but a new one after a recovery or a password change is.
+    Never raises: the failure itself is already recorded.
+    """
+    from django.urls import reverse
+
+    from postroom.core.notify import notify_account_people
+
+    episode = status.last_success_at.isoformat() if status.last_success_at else "never"
+    try:
+        if status.state == SyncState.AUTH_ERROR:
+            notify_account_people(
+                account,
+                kind="account.auth_error",
+                key=f"account:{account.pk}:auth_error:{episode}:"
+                f"{status.credentials_fingerprint[:16]}",
+                title=_("%(name)s: the server refuses the login, sync stopped")
+                % {"name": account.name},
+                body=message,
+                url=reverse("web:account_edit", args=[account.pk]),
+            )
+        elif status.state == SyncState.ERROR and status.consecutive_errors >= ERROR_NOTIFY_AFTER:
+            notify_account_people(
+                account,
+                kind="account.error",
+                key=f"account:{account.pk}:error:{episode}",
+                title=_("%(name)s: sync keeps failing") % {"name": account.name},
+                body=_("%(n)d attempts in a row failed. Last error: %(error)s")
+                % {"n": status.consecutive_errors, "error": message},
+                url=reverse("web:sync_status"),
+            )
+    except Exception:
+        logger.exception("could not notify about the failure of account %s", account.pk)
 
 
 def do_request_sync(account: EmailAccount) -> SyncStatus:
