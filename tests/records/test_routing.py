@@ -313,3 +313,34 @@ def test_old_mail_routes_in_date_order(issues: EmailAccount) -> None:
         "Older",
         "Newer",
     ]
+
+
+@pytest.mark.parametrize("status", ["Replied", "Closed", "Resolved"])
+def test_a_customer_reply_reopens_a_waiting_or_closed_record(
+    issues: EmailAccount, status: str
+) -> None:
+    from postroom.records.actions import do_update_record
+
+    [first], _ = deliver(issues, mail("Printer on fire"))
+    record = do_update_record(_only_record(), status=status)
+    deliver(issues, mail("Re: Printer on fire", in_reply_to=f"<{first.message_id}>"))
+    record.refresh_from_db()
+    assert record.status == "Open"
+
+
+def test_our_own_copy_of_a_reply_does_not_reopen(issues: EmailAccount) -> None:
+    from postroom.records.actions import do_update_record
+
+    [first], _ = deliver(issues, mail("Printer on fire"))
+    record = do_update_record(_only_record(), status="Replied")
+    deliver(
+        issues,
+        mail(
+            "Re: Printer on fire",
+            sender="support@example.test",
+            in_reply_to=f"<{first.message_id}>",
+        ),
+    )
+    record.refresh_from_db()
+    assert record.status == "Replied"
+    assert record.links.count() == 2

@@ -51,6 +51,7 @@ from postroom.records.actions import (
     do_create_record,
     do_link_message,
     do_save_contact,
+    do_update_record,
     normalise_email,
     routing_settings,
 )
@@ -327,6 +328,18 @@ def _message_payload(message: Message, record: Record | None) -> dict[str, objec
     }
 
 
+# A customer's answer puts a record back in front of people, as ERPNext and
+# Odoo do: "Replied" (waiting for the customer) and closed states reopen.
+REOPEN_FROM = ("Replied",)
+
+
+def _link_reply(record: Record, message: Message, via: LinkVia, *, from_customer: bool) -> None:
+    do_link_message(record, message, via)
+    waiting = record.status in REOPEN_FROM or record.status in record.type.closed_statuses
+    if from_customer and waiting and record.type.default_status != record.status:
+        do_update_record(record, status=record.type.default_status)
+
+
 @dataclass
 class _Decision:
     outcome: RouteOutcome
@@ -349,13 +362,13 @@ def _decide(
         forwarded = bool(_FORWARD.match(message.subject))
         elsewhere = append_type is not None and append_type.pk != record.type_id
         if not forwarded and not elsewhere:
-            do_link_message(record, message, via)
+            _link_reply(record, message, via, from_customer=not (own or auto))
             return _Decision(RouteOutcome.LINKED, record, detail=str(via))
 
     mention = _record_for_mention(ctx, message, fields, sender)
     if mention is not None:
         record, via = mention
-        do_link_message(record, message, via)
+        _link_reply(record, message, via, from_customer=not (own or auto))
         return _Decision(RouteOutcome.LINKED, record, detail=str(via))
 
     rules = apply_rules(ctx.rules, _facts(message, fields, sender))
