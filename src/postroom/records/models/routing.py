@@ -43,6 +43,9 @@ class RoutingSettings(models.Model):
     unreplied_notify = models.JSONField(
         _("addresses to notify when unreplied"), default=list, blank=True
     )
+    # When "notify when unreplied" was switched on: mail that arrived earlier
+    # (a first sync of old mail, say) never counts as unreplied (B11).
+    unreplied_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     loop_limit = models.PositiveIntegerField(_("most records from one sender"), default=10)
     loop_window_minutes = models.PositiveIntegerField(_("within (minutes)"), default=60)
