@@ -352,8 +352,7 @@ class _Decision:
 def _decide(
     ctx: _Context, message: Message, fields: dict[str, list[str]], sender: str, auto: Automatic
 ) -> _Decision:
-    folder = _folder_of(message)
-    append_type = _append_type(ctx, folder)
+    append_type = _append_type(ctx, _folder_of(message)) if ctx.append_to else None
     own = sender in ctx.own_addresses
 
     reply = _record_for_reply(message)
@@ -371,7 +370,7 @@ def _decide(
         _link_reply(record, message, via, from_customer=not (own or auto))
         return _Decision(RouteOutcome.LINKED, record, detail=str(via))
 
-    rules = apply_rules(ctx.rules, _facts(message, fields, sender))
+    rules = apply_rules(ctx.rules, _facts(message, fields, sender)) if ctx.rules else RuleOutcome()
     if rules.skip:
         return _Decision(
             RouteOutcome.SKIPPED, detail=", ".join(rules.matched), labels=rules.labels, rules=rules
