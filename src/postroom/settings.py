@@ -164,6 +164,11 @@ POSTROOM_OUTBOX_LEASE_SECONDS = int(os.environ.get("POSTROOM_OUTBOX_LEASE_SECOND
 POSTROOM_OUTBOX_BATCH = int(os.environ.get("POSTROOM_OUTBOX_BATCH", "20"))
 POSTROOM_OUTBOX_POLL_SECONDS = float(os.environ.get("POSTROOM_OUTBOX_POLL_SECONDS", "1.0"))
 POSTROOM_WORKER_THREADS = int(os.environ.get("POSTROOM_WORKER_THREADS", "2"))
+# Webhooks (postroom.webhooks.delivery): seconds one POST may take, hours a
+# delivery is retried before it is given up, deliveries claimed at once.
+POSTROOM_WEBHOOK_TIMEOUT = float(os.environ.get("POSTROOM_WEBHOOK_TIMEOUT", "10"))
+POSTROOM_WEBHOOK_MAX_AGE_HOURS = float(os.environ.get("POSTROOM_WEBHOOK_MAX_AGE_HOURS", "72"))
+POSTROOM_WEBHOOK_BATCH = int(os.environ.get("POSTROOM_WEBHOOK_BATCH", "10"))
 # The local sendmail program (C3); site-wide, never per account.
 POSTROOM_SENDMAIL_PATH = os.environ.get("POSTROOM_SENDMAIL_PATH", "/usr/sbin/sendmail")
 

@@ -90,6 +90,7 @@ def do_update_site_settings(*, allow_pop3_for_new_accounts: bool) -> SiteSetting
 # (model label, encrypted field names) for every secret stored at rest.
 ENCRYPTED_FIELDS: list[tuple[str, tuple[str, ...]]] = [
     ("accounts.EmailAccount", ("password_encrypted", "smtp_password_encrypted")),
+    ("webhooks.WebhookSubscription", ("secret_encrypted",)),
 ]
 
 

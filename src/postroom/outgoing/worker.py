@@ -25,6 +25,7 @@ from django.utils import timezone
 from postroom.outgoing.actions import queue_changed
 from postroom.outgoing.models import OutboxItem, WorkerHeartbeat
 from postroom.outgoing.queue import Courier, lease_seconds, writing
+from postroom.webhooks import delivery as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class Worker:
         self.poll_seconds = poll_seconds or float(settings.POSTROOM_OUTBOX_POLL_SECONDS)
         self.stop_event = threading.Event()
         self._couriers = [Courier(f"{self.worker_id}/{n}") for n in range(self.threads)]
+        # One more thread delivers webhooks (postroom.webhooks.delivery).
+        self._webhooks = webhooks.Deliverer(f"{self.worker_id}/webhooks")
 
     @property
     def holder_ids(self) -> list[str]:
@@ -66,7 +69,9 @@ class Worker:
         self.stop_event.set()
         for courier in self._couriers:
             courier.stopping = True
+        self._webhooks.stopping = True
         queue_changed.set()
+        webhooks.deliveries_changed.set()
 
     def run(self) -> None:
         """Send until stopped; returns after every thread has finished its message."""
@@ -76,6 +81,14 @@ class Worker:
             threading.Thread(target=self._send_loop, args=(c,), name=f"send-{n}", daemon=True)
             for n, c in enumerate(self._couriers)
         ]
+        threads.append(
+            threading.Thread(
+                target=webhooks.loop,
+                args=(self._webhooks, self.stop_event),
+                name="webhooks",
+                daemon=True,
+            )
+        )
         for thread in threads:
             thread.start()
         interval = min(HEARTBEAT_MAX_SECONDS, lease_seconds() / 3)

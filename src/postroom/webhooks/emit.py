@@ -7,13 +7,30 @@ and never hears of a change that did not happen.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.utils import timezone
 
 from postroom.webhooks.models import EventType, WebhookDelivery, WebhookSubscription
+
+# Set when deliveries were queued (on commit); the worker's webhook thread in
+# this process wakes at once instead of at its next poll.
+deliveries_changed = threading.Event()
+
+
+def wanted_event_types() -> set[str]:
+    """Every event type some active subscription wants: one query, for callers that
+    emit in bulk (the outbox) and want to skip building payloads nobody receives."""
+    wanted: set[str] = set()
+    for types in WebhookSubscription.objects.filter(active=True).values_list(
+        "event_types", flat=True
+    ):
+        wanted.update(types or [])
+    return wanted
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -64,4 +81,5 @@ def emit(
             for s in subscriptions
         ]
     )
+    transaction.on_commit(deliveries_changed.set)
     return len(subscriptions)

@@ -24,7 +24,8 @@ class WebhookSubscription(models.Model):
     # Fernet ciphertext (postroom.core.secrets); the plain secret is shown once.
     secret_encrypted = models.TextField(editable=False)
     event_types = models.JSONField(_("events"), default=list)
-    # None: every account the creator may read at the time of each event.
+    # None: events of every account (and those of no account); only users who
+    # can read every account (superusers) may create or keep such a subscription.
     account = models.ForeignKey(
         "accounts.EmailAccount",
         null=True,
@@ -79,9 +80,17 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # When a person sent a failed delivery again: its maximum age counts from then.
+    requeued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="webhook_delivery_due"),
+            models.Index(
+                fields=["subscription", "ordering_key", "state"], name="webhook_delivery_order"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} -> {self.subscription_id}"
