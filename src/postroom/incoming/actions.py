@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.db import transaction
@@ -17,7 +18,7 @@ from postroom.accounts.resolve import incoming_check
 from postroom.core.actions import do_log_event
 from postroom.core.models import EventLevel
 from postroom.incoming.engine import Progress, SyncResult, account_protocol, sync_account
-from postroom.incoming.extract import ExtractReport, extract_messages
+from postroom.incoming.extract import Extraction, ExtractReport, extract_messages
 from postroom.incoming.models import (
     Message,
     MessageLocation,
@@ -93,6 +94,10 @@ def _record_progress(status_id: int) -> Progress:
     return progress
 
 
+def _ignore_stored(message_ids: Sequence[int]) -> None:
+    return None
+
+
 def do_sync_account(
     account: EmailAccount,
     *,
@@ -127,14 +132,22 @@ def do_sync_account(
 
     quarantined = 0
     try:
-        result = sync_account(account, progress=both, session=session)
-        if extract:
-            # Everything still at the "stored" stage, not only this run's: a
-            # process killed after storing but before extracting left some.
-            pending = Message.objects.filter(account=account, parse_state=ParseState.HEADERS)
-            quarantined = extract_messages(
-                list(pending.values_list("pk", flat=True)), account.max_attachment_size
-            ).quarantined
+        with Extraction(account.max_attachment_size) as extraction:
+            # Extraction of each stored batch starts while later ones are fetched.
+            result = sync_account(
+                account,
+                progress=both,
+                session=session,
+                stored=extraction.submit if extract else _ignore_stored,
+            )
+            if extract:
+                extraction.finish()
+                # Everything still at the "stored" stage, not only this run's: a
+                # process killed after storing but before extracting left some.
+                pending = Message.objects.filter(account=account, parse_state=ParseState.HEADERS)
+                quarantined = extraction.finish(
+                    list(pending.values_list("pk", flat=True))
+                ).quarantined
     except MailError as exc:
         _record_failure(account, status, exc)
         raise

@@ -6,9 +6,12 @@ ingest functions; the caller (an action) owns status, leases and errors.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -25,16 +28,24 @@ from postroom.incoming.ingest import (
     store_pop3_mail,
 )
 from postroom.incoming.models import FolderState, MessageLocation, Pop3Location
-from postroom.mail.imap_sync import FolderStatus, ImapSyncSession
+from postroom.mail.imap_sync import FetchedMessage, FolderStatus, ImapSyncSession
 from postroom.mail.pop3_sync import Pop3SyncSession
 
 logger = logging.getLogger(__name__)
 
 FETCH_BATCH = 200
+# Bytes of one fetched batch at most (a single larger message comes alone);
+# with the batch being stored, the one in the hand-over queue and the one
+# being read, this bounds what fetching holds in memory.
+FETCH_BATCH_BYTES = 16 * 1024 * 1024
+# Fetched batches waiting for the storing thread.
+HANDOVER_DEPTH = 1
 # Without CONDSTORE, flags of this many newest messages are re-read each pass.
 FLAG_REFRESH_WINDOW = 2000
 
 Progress = Callable[[int, int], None]
+# Called with the ids of new messages once their batch is committed.
+Stored = Callable[[Sequence[int]], None]
 
 
 @dataclass
@@ -46,6 +57,64 @@ class SyncResult:
 
 def _noop_progress(done: int, total: int) -> None:
     return None
+
+
+def _noop_stored(message_ids: Sequence[int]) -> None:
+    return None
+
+
+_END = object()
+
+
+def _fetch_ahead(
+    session: ImapSyncSession, uids: list[int], *, batch_size: int, max_batch_bytes: int
+) -> Generator[list[FetchedMessage], None, None]:
+    """The batches of ``session.fetch``, read by a thread while the caller stores.
+
+    Reading and parsing FETCH replies (TLS, literals) and storing (hashing,
+    writing, the database) then overlap, as both release the GIL for their
+    system calls. Only that thread touches the session until the iterator is
+    exhausted or closed; at most ``HANDOVER_DEPTH`` batches wait for the caller.
+    An error of the fetch is raised here, in the caller's thread.
+    """
+    handover: queue.Queue[object] = queue.Queue(maxsize=HANDOVER_DEPTH)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handover.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        batches = session.fetch(uids, batch_size=batch_size, max_batch_bytes=max_batch_bytes)
+        try:
+            for batch in batches:
+                if not put(batch):
+                    break
+        except BaseException as exc:  # handed to the caller, who raises it
+            put(exc)
+            return
+        finally:
+            batches.close()  # on a stop: reads the answers still due
+        put(_END)
+
+    thread = threading.Thread(target=produce, name="imap-fetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handover.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _folder_state(account: EmailAccount, name: str) -> FolderState:
@@ -85,6 +154,7 @@ def sync_imap_folder(
     folder: str,
     *,
     progress: Progress = _noop_progress,
+    stored: Stored = _noop_stored,
 ) -> BatchResult:
     total = BatchResult()
     status = session.select(folder)
@@ -103,13 +173,25 @@ def sync_imap_folder(
     uids = sorted(uids)
     done = 0
     progress(done, len(uids))
-    for batch in session.fetch(uids, batch_size=FETCH_BATCH):
-        mails = [
-            RawMail(uid=m.uid, raw=m.raw, flags=tuple(m.flags), modseq=m.modseq) for m in batch
-        ]
-        total.add(store_imap_batch(state, status.uidvalidity, mails))
-        done += len(batch)
-        progress(done, len(uids))
+    if uids:
+        # Closed here even on an error: the fetch thread must be done with
+        # the session before anyone else uses (or closes) it.
+        with contextlib.closing(
+            _fetch_ahead(session, uids, batch_size=FETCH_BATCH, max_batch_bytes=FETCH_BATCH_BYTES)
+        ) as batches:
+            for batch in batches:
+                mails = [
+                    RawMail(uid=m.uid, raw=m.raw, flags=tuple(m.flags), modseq=m.modseq)
+                    for m in batch
+                ]
+                del batch
+                result = store_imap_batch(state, status.uidvalidity, mails)
+                del mails
+                total.add(result)
+                done += result.fetched
+                progress(done, len(uids))
+                if result.new_message_ids:
+                    stored(result.new_message_ids)
 
     if stale_uidvalidity is not None:
         MessageLocation.objects.filter(folder=state, uidvalidity=stale_uidvalidity).delete()
@@ -135,16 +217,24 @@ def _sync_flags_and_expunges(
     else:
         window = list(known.order_by("-uid").values_list("uid", flat=True)[:FLAG_REFRESH_WINDOW])
         apply_flags(state, status.uidvalidity, session.flags_for(window))
-    known_uids = list(known.values_list("uid", flat=True))
     # With the previous pass's modseq, QRESYNC servers answer with VANISHED
-    # instead of a search over every known UID.
-    gone = session.expunged_since(known_uids, state.highestmodseq)
+    # for one UID range instead of a search over every known UID (which
+    # costs a round trip per 2,000 messages on every pass, new mail or not).
+    if session.qresync and state.highestmodseq and status.highestmodseq:
+        gone = session.expunged_since(range(1, status.uidnext), state.highestmodseq)
+    else:
+        known_uids = list(known.values_list("uid", flat=True))
+        gone = session.expunged_since(known_uids, state.highestmodseq)
     if gone:
         forget_expunged(state, status.uidvalidity, sorted(gone))
 
 
 def sync_pop3(
-    session: Pop3SyncSession, account: EmailAccount, *, progress: Progress = _noop_progress
+    session: Pop3SyncSession,
+    account: EmailAccount,
+    *,
+    progress: Progress = _noop_progress,
+    stored: Stored = _noop_stored,
 ) -> BatchResult:
     total = BatchResult()
     listing = session.uidl()
@@ -153,18 +243,21 @@ def sync_pop3(
     progress(0, len(todo))
     for done, (number, uidl) in enumerate(todo, start=1):
         raw = session.retrieve(number)
-        total.add(store_pop3_mail(account.pk, RawMail(uid=uidl, raw=raw)))
+        result = store_pop3_mail(account.pk, RawMail(uid=uidl, raw=raw))
+        total.add(result)
         progress(done, len(todo))
+        if result.new_message_ids:
+            stored(result.new_message_ids)
     if account.pop3_delete_after_retrieval:
         # Only what the ledger proves is stored; deletions commit at QUIT.
-        stored = dict(
+        held_now = dict(
             Pop3Location.objects.filter(account=account, deleted_on_server=False).values_list(
                 "uidl", "pk"
             )
         )
         deleted: list[int] = []
         for number, uidl in listing.items():
-            pk = stored.get(uidl)
+            pk = held_now.get(uidl)
             if pk is not None:
                 session.delete(number)
                 deleted.append(pk)
@@ -178,11 +271,14 @@ def sync_account(
     *,
     progress: Progress = _noop_progress,
     session: ImapSyncSession | None = None,
+    stored: Stored = _noop_stored,
 ) -> SyncResult:
     """Fetch and store everything new on every configured folder of ``account``.
 
     ``session``: an IMAP session already logged in (the watcher's IDLE one),
     which saves a TLS handshake and a login when new mail has just arrived.
+    ``stored``: told the ids of new messages as each batch is committed (so
+    extraction can start while later batches are still being fetched).
     """
     started = time.monotonic()
     check = incoming_check(account)
@@ -190,14 +286,14 @@ def sync_account(
     protocol = account_protocol(account)
     if protocol == IncomingProtocol.POP3:
         with Pop3SyncSession(check.endpoint, check.credentials) as pop:
-            result.add(sync_pop3(pop, account, progress=progress))
+            result.add(sync_pop3(pop, account, progress=progress, stored=stored))
     elif session is not None:
         for folder in check.folders or ("INBOX",):
-            result.add(sync_imap_folder(session, account, folder, progress=progress))
+            result.add(sync_imap_folder(session, account, folder, progress=progress, stored=stored))
     else:
         with ImapSyncSession(check.endpoint, check.credentials) as own:
             for folder in check.folders or ("INBOX",):
-                result.add(sync_imap_folder(own, account, folder, progress=progress))
+                result.add(sync_imap_folder(own, account, folder, progress=progress, stored=stored))
     return SyncResult(result=result, seconds=time.monotonic() - started)
 
 

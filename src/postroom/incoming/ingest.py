@@ -87,8 +87,13 @@ def _message_row(
     )
 
 
-def _assign_threads(account_id: int, messages: list[Message], subjects: dict[int, str]) -> None:
-    """Thread by Message-ID, In-Reply-To and References, never by subject alone (B8)."""
+def _assign_threads(account_id: int, messages: list[Message], subjects: dict[int, str]) -> set[int]:
+    """Thread by Message-ID, In-Reply-To and References, never by subject alone (B8).
+
+    Threads new in this batch are created with their count and latest date
+    already set; returns the ids of existing threads that gain messages, whose
+    figures the caller recomputes after inserting the messages.
+    """
     wanted: set[str] = set()
     for msg in messages:
         wanted.update(msg.references)
@@ -108,8 +113,19 @@ def _assign_threads(account_id: int, messages: list[Message], subjects: dict[int
         parents = [msg.in_reply_to, *reversed(msg.references)]
         thread = next((known[p] for p in parents if p and p in known), None)
         if thread is None:
-            thread = Thread(account_id=account_id, subject=subjects.get(index, msg.subject))
+            thread = Thread(
+                account_id=account_id,
+                subject=subjects.get(index, msg.subject),
+                message_count=0,
+                last_message_at=None,
+            )
             new_threads.append(thread)
+        if isinstance(thread, Thread):
+            thread.message_count += 1
+            if msg.date is not None and (
+                thread.last_message_at is None or msg.date > thread.last_message_at
+            ):
+                thread.last_message_at = msg.date
         chosen.append(thread)
         if msg.message_id:
             known.setdefault(msg.message_id, thread)
@@ -117,19 +133,20 @@ def _assign_threads(account_id: int, messages: list[Message], subjects: dict[int
         Thread.objects.bulk_create(new_threads)
     for msg, thread in zip(messages, chosen, strict=True):
         msg.thread_id = thread if isinstance(thread, int) else thread.pk
+    return {thread for thread in chosen if isinstance(thread, int)}
 
 
 def _update_thread_stats(thread_ids: set[int]) -> None:
-    from django.db.models import Count, Max
+    """Recompute count and latest date of ``thread_ids`` in one statement."""
+    from django.db.models import Count, Max, OuterRef, Subquery
 
-    for row in (
-        Message.objects.filter(thread_id__in=thread_ids)
-        .values("thread_id")
-        .annotate(n=Count("id"), last=Max("date"))
-    ):
-        Thread.objects.filter(pk=row["thread_id"]).update(
-            message_count=row["n"], last_message_at=row["last"]
-        )
+    if not thread_ids:
+        return
+    members = Message.objects.filter(thread_id=OuterRef("pk")).order_by().values("thread_id")
+    Thread.objects.filter(pk__in=thread_ids).update(
+        message_count=Subquery(members.annotate(n=Count("id")).values("n")[:1]),
+        last_message_at=Subquery(members.annotate(last=Max("date")).values("last")[:1]),
+    )
 
 
 @dataclass
@@ -178,9 +195,9 @@ def _insert_messages(account_id: int, batch: _Prepared) -> tuple[list[int], list
         [MessageBlob(sha256=b.sha256, size=b.size) for b in batch.blobs], ignore_conflicts=True
     )
     if batch.fresh:
-        _assign_threads(account_id, batch.fresh, batch.subjects)
+        grown = _assign_threads(account_id, batch.fresh, batch.subjects)
         Message.objects.bulk_create(batch.fresh)
-        _update_thread_stats({m.thread_id for m in batch.fresh if m.thread_id is not None})
+        _update_thread_stats(grown)
     ids_by_sha = dict(batch.existing)
     ids_by_sha.update({m.blob_id: m.pk for m in batch.fresh})
     per_mail = [ids_by_sha[sha] for sha in batch.shas]

@@ -4,7 +4,8 @@ One watcher process runs one thread per account it holds a lease on. The
 thread syncs, then waits in IMAP IDLE on INBOX (re-issued well before the
 29-minute limit) or sleeps for the poll interval (POP3, or a server without
 IDLE), and syncs again as soon as the server reports new mail or someone
-asks for a sync. Each SELECT of the IDLE session is first compared with
+asks for a sync. New mail and the periodic pass are both synced on the IDLE
+session itself, so neither costs a new login. Each SELECT of the IDLE session is first compared with
 what the last sync stored, since IDLE only reports changes made after it.
 The main loop takes free leases, renews held ones, and stops threads whose
 lease was lost, so several watchers can share one PostgreSQL without ever
@@ -34,7 +35,9 @@ from postroom.mail.imap_sync import FolderStatus, ImapSyncSession
 
 logger = logging.getLogger(__name__)
 
-IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop IDLE after 29 minutes
+# A fresh IDLE session after this long (IDLE itself is re-issued every round;
+# RFC 2177: servers may drop it after 29 minutes).
+IDLE_RENEW_SECONDS = 25 * 60
 SCAN_SECONDS = 2.0
 # Short IDLE rounds so a stop or a "sync now" is noticed quickly.
 IDLE_ROUND_SECONDS = 2.0
@@ -179,7 +182,7 @@ class Watcher:
                     return
                 selected: FolderStatus | None = session.select("INBOX")
                 caught_up: tuple[int, int, int | None] | None = None
-                started = time.monotonic()
+                started = connected = time.monotonic()
                 while not entry.stop.is_set() and not entry.wake.is_set():
                     # IDLE and NOOP only report what changes after this
                     # session's SELECT, and a SELECT already counts what came
@@ -204,8 +207,23 @@ class Watcher:
                         if not self._sync(account, session):
                             return
                         selected = session.select("INBOX")
-                    if time.monotonic() - started >= min(interval, IDLE_RENEW_SECONDS):
+                    now = time.monotonic()
+                    if now - connected >= IDLE_RENEW_SECONDS:
                         return
+                    if now - started >= interval:
+                        # The periodic pass (other folders, flags) on this
+                        # session too: a new login and SELECT here cost new
+                        # mail arriving meanwhile a whole pass and a handshake.
+                        account.refresh_from_db()
+                        if incoming_check(account) != check or not may_sync(
+                            account, status_for(account)
+                        ):
+                            return  # settings changed: the account loop starts over
+                        interval = float(account.poll_interval)
+                        started = now
+                        if not self._sync(account, session):
+                            return
+                        selected = session.select("INBOX")
         except MailError as exc:
             logger.warning("IDLE on account %s failed: %s", account.pk, exc)
             entry.wake.wait(min(interval, 30.0))
