@@ -1,6 +1,18 @@
 from django.urls import path
 
-from postroom.web.views import accounts, auth, domains, mail, outbox, quarantine, site, sync
+from postroom.web.views import (
+    accounts,
+    auth,
+    compose,
+    domains,
+    mail,
+    outbox,
+    quarantine,
+    records,
+    routing,
+    site,
+    sync,
+)
 
 app_name = "web"
 urlpatterns = [
@@ -51,6 +63,9 @@ urlpatterns = [
         mail.mail_attachment,
         name="mail_attachment",
     ),
+    # Reply, reply all, forward (D5) and mail from a record (D4)
+    path("mail/messages/<int:pk>/reply/", compose.mail_reply, name="mail_reply"),
+    path("records/<int:pk>/compose/", compose.record_compose, name="record_compose"),
     path("sync/", sync.sync_status, name="sync_status"),
     path("sync/<int:pk>/now/", sync.sync_now, name="sync_now"),
     path("sync/<int:pk>/switch/", sync.sync_switch, name="sync_switch"),
@@ -67,6 +82,33 @@ urlpatterns = [
     path("outbox/<int:pk>/retry/", outbox.outbox_retry, name="outbox_retry"),
     path("outbox/suppressed/", outbox.outbox_suppressions, name="outbox_suppressions"),
     path("outbox/suppressed/remove/", outbox.outbox_unsuppress, name="outbox_unsuppress"),
+    # Records, contacts, record types; per-account routing
+    path("records/", records.record_list, name="record_list"),
+    path("records/new/", records.record_create, name="record_create"),
+    path("records/<int:pk>/", records.record_detail, name="record_detail"),
+    path("records/<int:pk>/status/", records.record_status, name="record_status"),
+    path("records/<int:pk>/edit/", records.record_edit, name="record_edit"),
+    path("records/held/", routing.held_redirect, name="record_held_redirect"),
+    path("records/types/", records.record_type_list, name="record_type_list"),
+    path("records/types/new/", records.record_type_edit, name="record_type_create"),
+    path("records/types/<int:pk>/", records.record_type_edit, name="record_type_edit"),
+    path("contacts/", records.contact_list, name="contact_list"),
+    path("contacts/<int:pk>/", records.contact_detail, name="contact_detail"),
+    path("accounts/<int:pk>/routing/", routing.routing_settings_view, name="account_routing"),
+    path("accounts/<int:pk>/rules/", routing.rule_list, name="account_rules"),
+    path("accounts/<int:pk>/rules/new/", routing.rule_edit, name="account_rule_create"),
+    path("accounts/<int:pk>/rules/<int:rule_pk>/", routing.rule_edit, name="account_rule_edit"),
+    path(
+        "accounts/<int:pk>/rules/<int:rule_pk>/delete/",
+        routing.rule_delete,
+        name="account_rule_delete",
+    ),
+    path(
+        "accounts/<int:pk>/rules/<int:rule_pk>/move/", routing.rule_move, name="account_rule_move"
+    ),
+    path("accounts/<int:pk>/held/", routing.held_list, name="account_held"),
+    path("accounts/<int:pk>/held/release/", routing.held_release, name="account_held_release"),
+    path("accounts/<int:pk>/held/reroute/", routing.held_reroute, name="account_held_reroute"),
     # Tokens, settings, events
     path("tokens/", site.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", site.token_revoke, name="token_revoke"),

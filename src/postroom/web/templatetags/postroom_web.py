@@ -18,6 +18,8 @@ _SECTIONS = {
     "outbox": "outbox",
     "sync": "sync",
     "quarantine": "quarantine",
+    "record": "records",
+    "contact": "records",
 }
 
 
