@@ -217,3 +217,39 @@ def test_mail_from_a_record_needs_the_write_right(mailroom: Mailroom, issue: Rec
     data = {"account": mailroom.account.pk, "to": "jane@customer.test", "text": "x"}
     assert client.post(url, data).status_code == 403
     assert not OutboxItem.objects.exists()
+
+
+def test_the_message_and_record_pages_lead_to_the_compose_pages(
+    mailroom: Mailroom, received: Message, issue: Record, alice: User
+) -> None:
+    client = web_client(alice)
+    page = client.get(reverse("web:mail_message", args=[received.pk])).content.decode()
+    for mode in ("reply", "reply_all", "forward"):
+        assert f'href="{reply_url(received, mode)}"' in page
+    record_page = client.get(reverse("web:record_detail", args=[issue.pk])).content.decode()
+    assert f'href="{reverse("web:record_compose", args=[issue.pk])}"' in record_page
+    assert f'href="{reply_url(received)}&amp;record={issue.pk}"' in record_page
+
+    reader = User.objects.create_user("reader")
+    share(mailroom.account, reader, can_read=True)
+    record_page = web_client(reader).get(reverse("web:record_detail", args=[issue.pk]))
+    assert record_page.status_code == 200
+    assert "record-send-mail" not in record_page.content.decode()
+    assert "mode=reply" not in record_page.content.decode()
+
+
+def test_replying_from_the_record_timeline_names_the_record(
+    mailroom: Mailroom, received: Message, issue: Record, alice: User
+) -> None:
+    client = web_client(alice)
+    page = client.get(f"{reply_url(received)}&record={issue.pk}")
+    assert f'name="record" value="{issue.pk}"' in page.content.decode()
+    other = Record.objects.create(
+        type=issue.type,
+        number=999,
+        reference="ISSUE-999",
+        title="x",
+        status="new",
+        account=mailroom.account,
+    )
+    assert client.get(f"{reply_url(received)}&record={other.pk}").status_code == 404
