@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -67,8 +68,14 @@ def notify_users(
     body: str = "",
     url: str = "",
     account: EmailAccount | None = None,
+    skip_mail: Collection[str] = (),
 ) -> list[Notification]:
-    """Create the notification for each user that does not have it yet; returns the new ones."""
+    """Create the notification for each user that does not have it yet; returns the new ones.
+
+    Each new one is mailed too, except to the addresses in ``skip_mail``
+    (people who get a mail about the same thing anyway).
+    """
+    skip = {a.strip().lower() for a in skip_mail}
     created: list[Notification] = []
     for user in users:
         try:
@@ -87,7 +94,8 @@ def notify_users(
         except IntegrityError:
             continue  # already told about this one
     for notification in created:
-        mail_notification(notification)
+        if str(getattr(notification.user, "email", "") or "").strip().lower() not in skip:
+            mail_notification(notification)
     return created
 
 
@@ -177,7 +185,14 @@ def do_mark_all_notifications_read(user: AbstractBaseUser) -> int:
 
 
 def notify_account_people(
-    account: EmailAccount, *, kind: str, key: str, title: str, body: str = "", url: str = ""
+    account: EmailAccount,
+    *,
+    kind: str,
+    key: str,
+    title: str,
+    body: str = "",
+    url: str = "",
+    skip_mail: Collection[str] = (),
 ) -> list[Notification]:
     return notify_users(
         account_people(account),
@@ -187,4 +202,5 @@ def notify_account_people(
         body=body,
         url=url,
         account=account,
+        skip_mail=skip_mail,
     )

@@ -5,6 +5,8 @@ A worker runs a few sending threads, each with its own
 account and its own worker id, which is what leases name), and a heartbeat
 loop that renews the leases those threads hold and records that the worker
 is alive (``postroom send --wait`` delivers in the foreground when none is).
+Two more threads deliver webhooks and, once a minute, report threads nobody
+answered in time (B11, :mod:`postroom.records.unreplied`).
 Stopping (SIGTERM, SIGINT) lets every thread finish the message it is on and
 gives back what it had claimed but not started.
 """
@@ -30,6 +32,8 @@ from postroom.webhooks import delivery as webhooks
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_MAX_SECONDS = 10.0
+# B11: how often the worker looks for unreplied threads (postroom.records.unreplied).
+UNREPLIED_SECONDS = 60.0
 
 
 def make_worker_id() -> str:
@@ -60,6 +64,7 @@ class Worker:
         self._couriers = [Courier(f"{self.worker_id}/{n}") for n in range(self.threads)]
         # One more thread delivers webhooks (postroom.webhooks.delivery).
         self._webhooks = webhooks.Deliverer(f"{self.worker_id}/webhooks")
+        self.unreplied_seconds = UNREPLIED_SECONDS
 
     @property
     def holder_ids(self) -> list[str]:
@@ -89,6 +94,7 @@ class Worker:
                 daemon=True,
             )
         )
+        threads.append(threading.Thread(target=self._unreplied_loop, name="unreplied", daemon=True))
         for thread in threads:
             thread.start()
         interval = min(HEARTBEAT_MAX_SECONDS, lease_seconds() / 3)
@@ -119,6 +125,20 @@ class Worker:
         WorkerHeartbeat.objects.update_or_create(
             worker_id=self.worker_id, defaults={"seen_at": now, "started_at": started}
         )
+
+    def _unreplied_loop(self) -> None:
+        """B11: report threads nobody answered in time, every ``unreplied_seconds``."""
+        from postroom.records.unreplied import check_unreplied
+
+        try:
+            while not self.stop_event.wait(self.unreplied_seconds):
+                close_old_connections()
+                try:
+                    check_unreplied()
+                except Exception:
+                    logger.exception("unreplied check failed")
+        finally:
+            connection.close()
 
     def _send_loop(self, courier: Courier) -> None:
         try:

@@ -344,6 +344,11 @@ def do_save_routing_settings(
         settings, _created = RoutingSettings.objects.get_or_create(account=account)
         for name, value in values.items():
             setattr(settings, name, value)
+        # B11: only mail arriving from now on can be "unreplied".
+        if settings.unreplied_after_minutes is None:
+            settings.unreplied_since = None
+        elif settings.unreplied_since is None:
+            settings.unreplied_since = timezone.now()
         settings.full_clean(exclude=["account"])
         settings.save()
         do_log_event(
