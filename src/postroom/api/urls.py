@@ -15,7 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import ValidationError as SchemaValidationError
 
 from postroom.accounts.permissions import can_add_accounts, can_manage_domains
-from postroom.api import accounts, compose, domains, messages, outbox
+from postroom.api import accounts, compose, domains, messages, outbox, records, routing
 from postroom.api.common import ApiError, TokenAuth, current_user
 from postroom.api.schemas import MeOut, PresetOut
 from postroom.core.models import ApiToken
@@ -34,6 +34,9 @@ api.add_router("/domains", domains.router)
 api.add_router("/outbox", outbox.router)
 # Full paths inside: /messages, /quarantine and /accounts/{id}/sync.
 api.add_router("", messages.router)
+# /records, /contacts, /record-types; /accounts/{id}/routing and /accounts/{id}/rules.
+api.add_router("", records.router)
+api.add_router("", routing.router)
 # /messages/{id}/reply and /records/{id}/messages: answering mail, writing from a record.
 api.add_router("", compose.router)
 
