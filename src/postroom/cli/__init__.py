@@ -27,11 +27,11 @@ def _setup_django() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from postroom.cli import accounts, domains, mail, outgoing, send, server, tokens
+    from postroom.cli import accounts, domains, mail, outgoing, records, send, server, tokens
 
     parser = argparse.ArgumentParser(prog="postroom", description="Postroom mail room")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (server, domains, accounts, tokens, mail, outgoing, send):
+    for module in (server, domains, accounts, tokens, mail, outgoing, send, records):
         module.register(sub)
     return parser
 

@@ -508,7 +508,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     account = subparsers.add_parser(
         "account",
         help=_("Mail accounts"),
-        description=_("Add, list, show, test and remove mail accounts."),
+        description=_("Add, list, show, test, set and remove mail accounts."),
     )
     commands = account.add_subparsers(dest="account_command", required=True, metavar="COMMAND")
 
@@ -608,3 +608,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     remove.add_argument("name", metavar="NAME", help=_("Account name or address"))
     add_as_user_option(remove)
     remove.set_defaults(handler=_remove)
+
+    from postroom.cli.records import register_account_set
+
+    register_account_set(commands)
