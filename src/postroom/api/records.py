@@ -26,13 +26,14 @@ from ninja import Field, Query, Router, Schema, Status
 
 from postroom.accounts.models import Right
 from postroom.accounts.permissions import accounts_for
-from postroom.api.common import Forbidden, InvalidInput, NotFound, current_user
+from postroom.api.common import Conflict, Forbidden, InvalidInput, NotFound, current_user
 from postroom.api.schemas import ErrorOut, FieldErrorsOut
 from postroom.records.actions import (
     RecordError,
     do_create_record,
     do_save_contact,
     do_save_record_type,
+    do_update_contact,
     do_update_record,
 )
 from postroom.records.forms import ContactForm, RecordForm, RecordTypeForm, contact_for
@@ -408,8 +409,6 @@ def get_contact(request: HttpRequest, contact_id: int) -> dict[str, Any]:
     summary="Create a contact, or update the name of the contact with this address (200)",
 )
 def create_contact(request: HttpRequest, payload: ContactIn) -> Status[dict[str, Any]]:
-    from postroom.api.common import Conflict
-
     user = current_user(request)
     form = ContactForm({"email": payload.email, "name": payload.name})
     if not form.is_valid():
@@ -428,8 +427,8 @@ def create_contact(request: HttpRequest, payload: ContactIn) -> Status[dict[str,
             raise Conflict(_("A contact with this address exists and is not visible to you."))
         if not can_write_contact(user, existing):
             raise Forbidden(_("You do not have the right to change this contact."))
-        contact = do_save_contact(email, form.cleaned_data["name"])
-        return Status(200, _contact_detail(user, contact))
+        do_update_contact(existing, name=form.cleaned_data["name"], actor=user)
+        return Status(200, _contact_detail(user, existing))
     if account is None and not user.has_perm("records.view_contact"):  # type: ignore[attr-defined]
         raise InvalidInput(
             {"account": [_("Name the account the contact belongs to, or you could not see it.")]}
@@ -452,8 +451,7 @@ def patch_contact(request: HttpRequest, contact_id: int, payload: ContactPatchIn
     form = ContactForm({"email": contact.email, "name": payload.name})
     if not form.is_valid():
         raise InvalidInput.from_form(form)
-    contact.name = form.cleaned_data["name"].strip()
-    contact.save(update_fields=["name", "updated_at"])
+    do_update_contact(contact, name=form.cleaned_data["name"], actor=user)
     return _contact_detail(user, contact)
 
 

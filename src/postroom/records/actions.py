@@ -90,6 +90,23 @@ def do_save_contact(
     return contact
 
 
+def do_update_contact(contact: Contact, *, name: str, actor: Actor = None) -> Contact:
+    """A person changes a contact's name (its address never changes: it is the contact)."""
+    name = name.strip()[:300]
+    if contact.name == name:
+        return contact
+    with transaction.atomic():
+        contact.name = name
+        contact.save(update_fields=["name", "updated_at"])
+        do_log_event(
+            kind="contact.updated",
+            account=contact.created_from,
+            message=_("Contact %(email)s renamed.") % {"email": contact.email},
+            data={"contact": contact.pk, "actor": getattr(actor, "username", None)},
+        )
+    return contact
+
+
 # Records --------------------------------------------------------------------
 
 

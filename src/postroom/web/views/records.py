@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -28,6 +29,7 @@ from postroom.records.actions import (
     RecordError,
     do_create_record,
     do_save_record_type,
+    do_update_contact,
     do_update_record,
 )
 from postroom.records.forms import (
@@ -244,8 +246,6 @@ def contact_list(request: AuthedRequest) -> HttpResponse:
     contacts = contacts_for(request.user)
     query = request.GET.get("q", "").strip()
     if query:
-        from django.db.models import Q
-
         contacts = contacts.filter(Q(email__icontains=query) | Q(name__icontains=query))
     page = Paginator(contacts.order_by("email"), PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "web/records/contacts.html", {"page": page, "q": query})
@@ -265,10 +265,7 @@ def contact_detail(request: AuthedRequest, pk: int) -> HttpResponse:
             if form.cleaned_data["email"].strip().lower() != contact.email:
                 form.add_error("email", _("The address of a contact cannot change."))
             else:
-                contact.name = form.cleaned_data["name"]
-                from postroom.records.actions import do_save_contact
-
-                do_save_contact(contact.email, form.cleaned_data["name"] or "")
+                do_update_contact(contact, name=form.cleaned_data["name"], actor=request.user)
                 messages.success(request, _("Contact saved."))
                 return redirect("web:contact_detail", pk=contact.pk)
         status = 422
