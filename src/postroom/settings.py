@@ -88,6 +88,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "postroom.web.context_processors.account_alerts",
+                "postroom.web.context_processors.unread_notifications",
             ],
         },
     },

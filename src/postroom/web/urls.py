@@ -6,6 +6,7 @@ from postroom.web.views import (
     compose,
     domains,
     mail,
+    notifications,
     outbox,
     quarantine,
     records,
@@ -109,6 +110,18 @@ urlpatterns = [
     path("accounts/<int:pk>/held/", routing.held_list, name="account_held"),
     path("accounts/<int:pk>/held/release/", routing.held_release, name="account_held_release"),
     path("accounts/<int:pk>/held/reroute/", routing.held_reroute, name="account_held_reroute"),
+    # Notifications (E3)
+    path("notifications/", notifications.notification_list, name="notification_list"),
+    path(
+        "notifications/<int:pk>/read/",
+        notifications.notification_read,
+        name="notification_read",
+    ),
+    path(
+        "notifications/read-all/",
+        notifications.notification_read_all,
+        name="notification_read_all",
+    ),
     # Tokens, settings, events
     path("tokens/", site.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", site.token_revoke, name="token_revoke"),

@@ -20,6 +20,7 @@ _SECTIONS = {
     "quarantine": "quarantine",
     "record": "records",
     "contact": "records",
+    "notification": "notifications",
 }
 
 
