@@ -253,3 +253,22 @@ def test_replying_from_the_record_timeline_names_the_record(
         account=mailroom.account,
     )
     assert client.get(f"{reply_url(received)}&record={other.pk}").status_code == 404
+
+
+def test_sending_the_same_form_twice_queues_one_message(
+    mailroom: Mailroom, received: Message, alice: User
+) -> None:
+    client = web_client(alice)
+    initial = form_data(client.get(reply_url(received)))
+    assert len(str(initial["once"])) == 32
+    data = {**initial, "mode": "reply", "account": mailroom.account.pk}
+    url = reverse("web:mail_reply", args=[received.pk])
+    first, second = client.post(url, data), client.post(url, data)
+    assert first.status_code == second.status_code == 302
+    assert first.url == second.url
+    assert OutboxItem.objects.count() == 1
+    # A form shown anew is a new message.
+    again = form_data(client.get(reply_url(received)))
+    third = client.post(url, {**again, "mode": "reply", "account": mailroom.account.pk})
+    assert third.status_code == 302
+    assert OutboxItem.objects.count() == 2

@@ -16,6 +16,7 @@ outbox item, with a success message.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -73,6 +74,8 @@ class ComposeForm(forms.Form):
     include_attachments = forms.BooleanField(
         label=gettext_lazy("Include the original's attachments"), required=False
     )
+    # Made when the form is shown: sending the same form twice queues one message.
+    once = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(
         self, *args: Any, accounts: list[EmailAccount], forward: bool = False, **kwargs: Any
@@ -101,6 +104,10 @@ class ComposeForm(forms.Form):
 
     def clean_bcc(self) -> list[str]:
         return self._addresses("bcc")
+
+    def idempotency_key(self) -> str | None:
+        once = self.cleaned_data.get("once") or ""
+        return f"web-compose:{once}" if once else None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -199,6 +206,7 @@ def mail_reply(request: AuthedRequest, pk: int) -> HttpResponse:
                     quote=False,
                     include_original_attachments=bool(data.get("include_attachments")),
                     record=record,
+                    idempotency_key=form.idempotency_key(),
                 ),
             )
             if item is not None:
@@ -214,6 +222,7 @@ def mail_reply(request: AuthedRequest, pk: int) -> HttpResponse:
                 "subject": start.subject,
                 "text": "\n\n" + start.quoted,
                 "include_attachments": True,
+                "once": uuid.uuid4().hex,
             },
             accounts=accounts,
             forward=forward,
@@ -261,6 +270,7 @@ def record_compose(request: AuthedRequest, pk: int) -> HttpResponse:
                     bcc=data["bcc"],
                     subject=data["subject"],
                     text=data["text"],
+                    idempotency_key=form.idempotency_key(),
                 ),
             )
             if item is not None:
@@ -274,6 +284,7 @@ def record_compose(request: AuthedRequest, pk: int) -> HttpResponse:
                 if record.contact
                 else "",
                 "subject": record_subject(record),
+                "once": uuid.uuid4().hex,
             },
             accounts=accounts,
         )
