@@ -188,3 +188,16 @@ def test_default_account_prefers_the_message_account_then_the_first_sendable(
     assert default_account(carol, mailroom.account) == other
     share(mailroom.account, carol, can_read=True, can_send=True)
     assert default_account(carol, mailroom.account) == mailroom.account
+
+
+def test_reply_all_leaves_out_the_senders_own_address(mailroom: Mailroom, alice: User) -> None:
+    raw = (
+        "From: jane@customer.test\r\n"
+        f"To: {mailroom.account.email}\r\n"
+        "Cc: Alice <ALICE@example.test>, dan@customer.test\r\n"
+        "Subject: cc\r\nMessage-ID: <cc@customer.test>\r\n\r\nHi\r\n"
+    ).encode()
+    message = mailroom.receive(raw)
+    do_reply(message, account=mailroom.account, actor=alice, mode="reply_all", text="x")
+    [sent] = mailroom.deliver()
+    assert sorted(sent.rcpt_tos) == ["dan@customer.test", "jane@customer.test"]

@@ -93,8 +93,11 @@ def record_of(message: Message) -> Record | None:
     return link.record if link is not None else None
 
 
-def _own_addresses() -> list[str]:
-    return list(EmailAccount.objects.values_list("email", flat=True))
+def _own_addresses(actor: Actor) -> list[str]:
+    """Our accounts' addresses and the sender's own: never among a reply's recipients."""
+    own = list(EmailAccount.objects.values_list("email", flat=True))
+    personal = str(getattr(actor, "email", "") or "")
+    return [*own, personal] if "@" in personal else own
 
 
 def _date_text(message: Message) -> str:
@@ -103,7 +106,7 @@ def _date_text(message: Message) -> str:
     return formats.date_format(timezone.localtime(message.date), "DATETIME_FORMAT")
 
 
-def reply_draft(message: Message, mode: ReplyMode | str) -> ReplyDraft:
+def reply_draft(message: Message, mode: ReplyMode | str, actor: Actor = None) -> ReplyDraft:
     """What the reply, reply-all or forward of ``message`` starts as, in the active language."""
     mode = ReplyMode(mode)
     html = sanitize_html(message.html).html if message.html else None
@@ -126,7 +129,7 @@ def reply_draft(message: Message, mode: ReplyMode | str) -> ReplyDraft:
     return draft(
         parent,
         mode,
-        own_addresses=_own_addresses(),
+        own_addresses=_own_addresses(actor),
         attribution=attribution,
         date_text=date_text,
         labels=labels,
@@ -234,7 +237,7 @@ def do_reply(
     ``RecipientsSuppressed``, ``AccountCannotSend``).
     """
     mode = ReplyMode(mode)
-    start = reply_draft(message, mode)
+    start = reply_draft(message, mode, actor)
     if quote:
         text = f"{text.rstrip()}\n\n{start.quoted}" if text.strip() else start.quoted
         if html is not None:

@@ -212,7 +212,7 @@ def mail_reply(request: AuthedRequest, pk: int) -> HttpResponse:
             if item is not None:
                 return _done(request, item, record)
     else:
-        start = reply_draft(message, mode)
+        start = reply_draft(message, mode, request.user)
         preferred = default_account(request.user, message.account) if accounts else None
         form = ComposeForm(
             initial={
