@@ -71,8 +71,10 @@ def do_set_sync_enabled(account: EmailAccount, enabled: bool, *, actor: object =
         EmailAccount.objects.filter(pk=account.pk).update(sync_enabled=enabled)
         account.sync_enabled = enabled
         status = status_for(account)
+        previous = status.state
         status.state = SyncState.IDLE if enabled else SyncState.DISABLED
         status.save(update_fields=["state", "updated_at"])
+        _report_state(account, previous, status)
         do_log_event(
             kind="sync.enabled" if enabled else "sync.disabled",
             account=account,
@@ -111,6 +113,7 @@ def do_sync_account(
     can say what failed; the watcher catches it and moves on.
     """
     status = status_for(account)
+    previous = status.state  # "syncing" is a run's passing state, never reported
     status.state = SyncState.SYNCING
     status.progress_done = status.progress_total = 0
     status.last_run_started_at = timezone.now()
@@ -149,12 +152,12 @@ def do_sync_account(
                     list(pending.values_list("pk", flat=True))
                 ).quarantined
     except MailError as exc:
-        _record_failure(account, status, exc)
+        _record_failure(account, status, exc, previous)
         raise
     except Exception as exc:
         # Never leave the account "syncing" with nobody told: record, then re-raise.
         logger.exception("sync of account %s failed unexpectedly", account.pk)
-        _record_failure(account, status, exc)
+        _record_failure(account, status, exc, previous)
         raise
     # C15 (outgoing): delivery reports among the new mail mark the outbox
     # recipients they name as bounced. match_bounces never raises.
@@ -169,7 +172,9 @@ def do_sync_account(
     status.next_attempt_at = None
     # Only the fields a run owns: a "sync now" requested meanwhile must survive,
     # and so must the progress figures the recorder wrote.
-    status.save(update_fields=[*_RESULT_FIELDS, "last_success_at"])
+    with transaction.atomic():
+        status.save(update_fields=[*_RESULT_FIELDS, "last_success_at"])
+        _report_state(account, previous, status)
     do_log_event(
         kind="sync.completed",
         account=account,
@@ -204,7 +209,34 @@ _RESULT_FIELDS = (
 )
 
 
-def _record_failure(account: EmailAccount, status: SyncStatus, exc: Exception) -> None:
+def _report_state(account: EmailAccount, previous: str, status: SyncStatus) -> None:
+    """``account.state_changed`` to webhooks, when the state really changed.
+
+    Called in the transaction that saved the new state.
+    """
+    if status.state == previous:
+        return
+    from postroom.webhooks.emit import emit
+    from postroom.webhooks.models import EventType
+    from postroom.webhooks.payloads import account_payload
+
+    emit(
+        EventType.ACCOUNT_STATE_CHANGED,
+        {
+            "account": account_payload(account),
+            "state": status.state,
+            "previous_state": previous,
+            "error_code": status.last_error_code,
+            "error_message": status.last_error_message,
+        },
+        account_id=account.pk,
+        ordering_key=f"account:{account.pk}",
+    )
+
+
+def _record_failure(
+    account: EmailAccount, status: SyncStatus, exc: Exception, previous: str | None = None
+) -> None:
     if isinstance(exc, MailError):
         side = describe_mail_error(account, exc)
         code, message = side.code or "error", f"{side.message} {side.fix}".strip()
@@ -229,7 +261,10 @@ def _record_failure(account: EmailAccount, status: SyncStatus, exc: Exception) -
         status.state = SyncState.ERROR
         status.next_attempt_at = timezone.now() + _backoff(status.consecutive_errors)
     # Only the fields a run owns (see do_sync_account).
-    status.save(update_fields=[*_RESULT_FIELDS, "credentials_fingerprint"])
+    with transaction.atomic():
+        status.save(update_fields=[*_RESULT_FIELDS, "credentials_fingerprint"])
+        if previous is not None:
+            _report_state(account, previous, status)
     do_log_event(
         kind="sync.auth_error" if status.state == SyncState.AUTH_ERROR else "sync.failed",
         level=level,

@@ -38,6 +38,9 @@ from postroom.outgoing.models import (
 from postroom.outgoing.queue import item_state
 from postroom.outgoing.suppression import suppression_key
 from postroom.outgoing.verp import parse_verp
+from postroom.webhooks.emit import emit
+from postroom.webhooks.models import EventType
+from postroom.webhooks.payloads import outbox_payload
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ def apply_report(item: OutboxItem, report: DeliveryReport) -> int:
     """Mark the item's recipients that ``report`` says failed; returns how many changed."""
     rows = {suppression_key(r.address): r for r in item.recipients.all()}
     changed = 0
+    bounced: list[dict[str, object]] = []
     now = timezone.now()
     with transaction.atomic():
         for entry in report.recipients:
@@ -94,6 +98,15 @@ def apply_report(item: OutboxItem, report: DeliveryReport) -> int:
                 reply=reason[:5000],
             )
             changed += 1
+            bounced.append(
+                {
+                    "address": row.address,
+                    "status": str(RecipientStatus.BOUNCED),
+                    "dsn_status": entry.status,
+                    "reason": reason[:1000],
+                    "hard": entry.hard,
+                }
+            )
             if entry.hard:
                 do_suppress(row.address, reason=reason, source=SuppressionSource.BOUNCE, item=item)
         if changed:
@@ -106,6 +119,12 @@ def apply_report(item: OutboxItem, report: DeliveryReport) -> int:
                 message=_("Message %(id)s bounced for %(n)d recipient(s).")
                 % {"id": item.message_id, "n": changed},
                 data={"item": item.pk},
+            )
+            emit(
+                EventType.MESSAGE_BOUNCED,
+                outbox_payload(item, bounced),
+                account_id=item.account_id,
+                ordering_key=f"outbox:{item.pk}",
             )
     return changed
 

@@ -109,6 +109,9 @@ from postroom.outgoing.models import (
 from postroom.outgoing.sentcopy import SentCopier
 from postroom.outgoing.suppression import suppressed_among
 from postroom.outgoing.transport import Sender, make_sender
+from postroom.webhooks.emit import emit, wanted_event_types
+from postroom.webhooks.models import EventType
+from postroom.webhooks.payloads import outbox_payload
 
 logger = logging.getLogger(__name__)
 
@@ -441,6 +444,8 @@ class Courier:
         self._senders: dict[int, _OpenSender] = {}
         self._copier = SentCopier()
         self.stopping = False
+        # Event types some webhook wants, read once per batch (none: no payload is built).
+        self._webhook_events: set[str] = set()
 
     # -- connections
     def _sender(self, account: EmailAccount) -> Sender:
@@ -494,6 +499,7 @@ class Courier:
         items = OutboxItem.objects.select_related("account").in_bulk(
             [claim.item_id for claim in claims]
         )
+        self._webhook_events = wanted_event_types()
         blocked: dict[int, tuple[datetime, str]] = {}  # accounts that cannot send right now
         to_start: list[OutboxItem] = []
         for claim in claims:
@@ -735,6 +741,7 @@ class Courier:
                 else:
                     update.update(next_attempt_at=None, lease_holder="", lease_expires_at=None)
             OutboxItem.objects.filter(pk=item.pk).update(**update)
+            self._emit_outcomes(item, final)
             failed = [a for a, v in final.items() if v.status == RecipientStatus.FAILED]
             if failed:
                 do_log_event(
@@ -746,6 +753,27 @@ class Courier:
                     data={"item": item.pk, "message_id": item.message_id},
                 )
         return copy_now
+
+    def _emit_outcomes(self, item: OutboxItem, final: dict[str, Verdict]) -> None:
+        """message.sent / message.failed for the recipients settled in this attempt."""
+        for status, event in (
+            (RecipientStatus.SENT, EventType.MESSAGE_SENT),
+            (RecipientStatus.FAILED, EventType.MESSAGE_FAILED),
+        ):
+            if event not in self._webhook_events:
+                continue
+            rows = [
+                {"address": a, "status": str(v.status), "code": v.code, "reply": v.reply[:1000]}
+                for a, v in final.items()
+                if v.status == status
+            ]
+            if rows:
+                emit(
+                    event,
+                    outbox_payload(item, rows),
+                    account_id=item.account_id,
+                    ordering_key=f"outbox:{item.pk}",
+                )
 
     def _wait_for_account(self, claim: Claimed, until: datetime, detail: str) -> None:
         """Give a claimed item back, to be tried when the account may send again."""
