@@ -15,7 +15,16 @@ from ninja import NinjaAPI
 from ninja.errors import ValidationError as SchemaValidationError
 
 from postroom.accounts.permissions import can_add_accounts, can_manage_domains
-from postroom.api import accounts, compose, domains, messages, outbox, records, routing
+from postroom.api import (
+    accounts,
+    compose,
+    domains,
+    messages,
+    notifications,
+    outbox,
+    records,
+    routing,
+)
 from postroom.api.common import ApiError, TokenAuth, current_user
 from postroom.api.schemas import MeOut, PresetOut
 from postroom.core.models import ApiToken
@@ -32,6 +41,7 @@ api = NinjaAPI(
 api.add_router("/accounts", accounts.router)
 api.add_router("/domains", domains.router)
 api.add_router("/outbox", outbox.router)
+api.add_router("/notifications", notifications.router)
 # Full paths inside: /messages, /quarantine and /accounts/{id}/sync.
 api.add_router("", messages.router)
 # /records, /contacts, /record-types; /accounts/{id}/routing and /accounts/{id}/rules.
