@@ -278,3 +278,26 @@ def test_failed_routing_is_routed_again(alice: User, support: EmailAccount) -> N
     assert response.status_code == 302
     assert RoutedMessage.objects.get(message=messages[0]).outcome == RouteOutcome.CREATED
     assert Record.objects.filter(title="Fine").exists()
+
+
+def test_auto_reply_dates_round_trip(alice: User, support: EmailAccount) -> None:
+    client = client_for(alice)
+    url = reverse("web:account_routing", args=[support.pk])
+    response = client.post(
+        url,
+        settings_post(
+            auto_reply_enabled="on",
+            auto_reply_subject="Away",
+            auto_reply_text="Back on Monday.",
+            auto_reply_starts_at="2026-05-01T10:00",
+            auto_reply_ends_at="2026-05-04T08:30",
+        ),
+    )
+    assert response.status_code == 302
+    stored = routing_settings(support)
+    assert stored.auto_reply_enabled and stored.auto_reply_text == "Back on Monday."
+    assert stored.auto_reply_starts_at is not None and stored.auto_reply_ends_at is not None
+    page = client.get(url).content.decode()
+    # What the browser's date-time field can show, so saving again keeps the dates.
+    assert 'value="2026-05-01T10:00"' in page
+    assert 'value="2026-05-04T08:30"' in page

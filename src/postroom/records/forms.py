@@ -234,8 +234,12 @@ class RoutingSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
             "loop_window_minutes",
         ]
         widgets = {
-            "auto_reply_starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
-            "auto_reply_ends_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "auto_reply_starts_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
+            "auto_reply_ends_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
             "auto_reply_text": forms.Textarea(attrs={"rows": 5}),
         }
 
