@@ -10,8 +10,16 @@ from django.contrib.auth.models import User
 
 from postroom.accounts.actions import do_share_account
 from postroom.accounts.models import EmailAccount, EmailDomain
-from postroom.records.actions import do_create_record, do_set_append_to
-from postroom.records.models import AppendTo, Contact, Record, RecordType, Rule
+from postroom.records.actions import do_create_record, do_save_routing_settings, do_set_append_to
+from postroom.records.models import (
+    AppendTo,
+    Contact,
+    Record,
+    RecordType,
+    RoutedMessage,
+    RouteOutcome,
+    Rule,
+)
 from tests.api.conftest import ApiClient, grant
 from tests.web.conftest import make_account
 from tests.web.records_mail import deliver, mail
@@ -330,3 +338,33 @@ def test_rules(api_for: Api, alice: User, support: EmailAccount) -> None:
     assert client.delete(f"{base}/{ids[1]}").status_code == 204
     assert [r["name"] for r in client.get(base).json()] == ["A2", "C"]
     assert client.delete(f"{base}/{ids[1]}").status_code == 404
+
+
+def test_held_release_and_reroute(
+    api_for: Api, alice: User, bob: User, support: EmailAccount
+) -> None:
+    do_save_routing_settings(support, loop_limit=1)
+    messages, report = deliver(support, mail("One"), mail("Two"), mail("Three"))
+    assert (report.created, report.held) == (1, 2)
+    client = api_for(alice)
+    base = f"/accounts/{support.pk}/routing"
+    held = client.get(f"{base}/held").json()
+    assert {h["message"] for h in held} == {messages[1].pk, messages[2].pk}
+    assert {h["outcome"] for h in held} == {"held"}
+    assert api_for(bob).get(f"{base}/held").status_code == 404
+    assert api_for(bob).post(f"{base}/held/{messages[1].pk}/release").status_code == 404
+
+    released = client.post(f"{base}/held/{messages[1].pk}/release")
+    assert released.status_code == 200
+    reference = released.json()["record"]
+    assert Record.objects.get(reference=reference).title == "Two"
+    assert client.post(f"{base}/held/{messages[1].pk}/release").status_code == 409
+    assert client.post(f"{base}/held/{messages[0].pk}/release").status_code == 409
+
+    # Re-routing a held message routes it again under the limit: held once more.
+    again = client.post(f"{base}/reroute", {"messages": [messages[2].pk]})
+    assert again.status_code == 200
+    assert (again.json()["routed"], again.json()["held"]) == (1, 1)
+    assert RoutedMessage.objects.get(message=messages[2]).outcome == RouteOutcome.HELD
+    unknown = client.post(f"{base}/reroute", {"messages": [999999]})
+    assert unknown.status_code == 422 and list(unknown.json()["errors"]) == ["messages"]

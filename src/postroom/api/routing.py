@@ -18,8 +18,9 @@ from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema, Status
 
 from postroom.accounts.models import EmailAccount
-from postroom.api.common import InvalidInput, NotFound, current_user, managed_account
+from postroom.api.common import Conflict, InvalidInput, NotFound, current_user, managed_account
 from postroom.api.schemas import ErrorOut, FieldErrorsOut
+from postroom.incoming.models import Message
 from postroom.records.actions import (
     RecordError,
     RuleSpec,
@@ -31,7 +32,8 @@ from postroom.records.actions import (
     routing_settings,
 )
 from postroom.records.forms import RoutingSettingsForm
-from postroom.records.models import AppendTo, RecordType, Rule
+from postroom.records.models import AppendTo, RecordType, RoutedMessage, RouteOutcome, Rule
+from postroom.records.release import do_release_held, do_reroute_account
 from postroom.records.rules import RuleInvalid
 
 router = Router(tags=["routing"])
@@ -264,3 +266,105 @@ def move_rule(
     account = managed_account(user, account_id)
     do_move_rule(_rule(account, rule_id), -1 if payload.direction == "up" else 1, actor=user)
     return [rule_dict(r) for r in Rule.objects.filter(account=account)]
+
+
+# -- held mail and routing errors ------------------------------------------------------------
+
+
+class HeldOut(Schema):
+    message: int = Field(description="Id of the message (see /messages/{id})")
+    outcome: str = Field(description="held (loop limit) or error (routing failed)")
+    detail: str
+    sender: str
+    subject: str
+    routed_at: datetime
+
+
+class ReleasedOut(Schema):
+    record: str | None = Field(description="Reference of the record the message is now on")
+
+
+class RerouteIn(Schema):
+    messages: list[int] | None = Field(
+        None, description="Message ids; omitted: every message whose routing failed"
+    )
+
+
+class RerouteOut(Schema):
+    routed: int
+    created: int
+    linked: int
+    held: int
+    failed: int
+
+
+@router.get(
+    "/accounts/{account_id}/routing/held",
+    response={200: list[HeldOut], 403: ErrorOut, 404: ErrorOut},
+    summary="Messages held by the loop limit or whose routing failed, newest first",
+)
+def list_held(request: HttpRequest, account_id: int) -> list[dict[str, Any]]:
+    account = managed_account(current_user(request), account_id)
+    rows = (
+        RoutedMessage.objects.filter(
+            message__account=account, outcome__in=[RouteOutcome.HELD, RouteOutcome.ERROR]
+        )
+        .select_related("message")
+        .order_by("-routed_at")[:500]
+    )
+    return [
+        {
+            "message": row.message_id,
+            "outcome": row.outcome,
+            "detail": row.detail,
+            "sender": row.sender,
+            "subject": row.message.subject,
+            "routed_at": row.routed_at,
+        }
+        for row in rows
+    ]
+
+
+@router.post(
+    "/accounts/{account_id}/routing/held/{message_id}/release",
+    response={200: ReleasedOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Release a held message: route it once more without the loop limit",
+)
+def release_held(request: HttpRequest, account_id: int, message_id: int) -> dict[str, Any]:
+    user = current_user(request)
+    account = managed_account(user, account_id)
+    message = Message.objects.filter(account=account, pk=message_id).first()
+    if message is None:
+        raise NotFound(_("No message with this id."))
+    try:
+        record = do_release_held(message, actor=user)
+    except RecordError as exc:
+        raise Conflict(str(exc)) from exc
+    return {"record": record.reference if record else None}
+
+
+@router.post(
+    "/accounts/{account_id}/routing/reroute",
+    response={200: RerouteOut, 403: ErrorOut, 404: ErrorOut, 422: FieldErrorsOut},
+    summary="Route failed (or held) messages again, then everything pending of the account",
+)
+def reroute(request: HttpRequest, account_id: int, payload: RerouteIn) -> dict[str, Any]:
+    user = current_user(request)
+    account = managed_account(user, account_id)
+    if payload.messages is None:
+        chosen = list(Message.objects.filter(account=account, routing__outcome=RouteOutcome.ERROR))
+    else:
+        chosen = list(Message.objects.filter(account=account, pk__in=payload.messages))
+        missing = set(payload.messages) - {m.pk for m in chosen}
+        if missing:
+            raise InvalidInput(
+                {"messages": [_("No message with the id %(id)s.") % {"id": min(missing)}]}
+            )
+    report = do_reroute_account(account, chosen, actor=user)
+    return {
+        "routed": report.routed,
+        "created": report.created,
+        "linked": report.linked,
+        "held": report.held,
+        "failed": report.failed,
+    }
