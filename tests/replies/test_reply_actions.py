@@ -7,6 +7,7 @@ from email.policy import SMTP
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import translation
 
 from postroom.accounts.models import EmailAccount
 from postroom.incoming.models import Message
@@ -201,3 +202,20 @@ def test_reply_all_leaves_out_the_senders_own_address(mailroom: Mailroom, alice:
     do_reply(message, account=mailroom.account, actor=alice, mode="reply_all", text="x")
     [sent] = mailroom.deliver()
     assert sorted(sent.rcpt_tos) == ["dan@customer.test", "jane@customer.test"]
+
+
+def test_the_quote_and_the_forwarded_block_speak_the_senders_language(
+    mailroom: Mailroom, received: Message, alice: User
+) -> None:
+    with translation.override("de"):
+        do_reply(received, account=mailroom.account, actor=alice, text="Hallo")
+        do_reply(
+            received, account=mailroom.account, actor=alice, mode="forward", to=["t@partner.test"]
+        )
+    sent = {m.rcpt_tos[0]: m for m in mailroom.deliver()}
+    reply, forward = sent["jane@customer.test"], sent["t@partner.test"]
+    assert "Am " in body_text(reply.message)
+    assert " schrieb Jane Doe:\n> The printer is on fire.\n" in body_text(reply.message)
+    block = body_text(forward.message)
+    assert "---------- Weitergeleitete Nachricht ----------\nVon: Jane Doe" in block
+    assert "\nBetreff: AW: Printer on fire\n" in block
