@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 
 from postroom.accounts.models import EmailAccount, Right
 from postroom.accounts.permissions import accounts_for, has_right
-from postroom.incoming.blobs import read_blob
+from postroom.incoming.blobs import blob_path, read_blob
 from postroom.incoming.models import Attachment, Message
 from postroom.mail.mime import sanitize_html
 from postroom.mail.mime.build import AttachmentSpec, OutgoingAttachment
@@ -106,11 +106,21 @@ def _date_text(message: Message) -> str:
     return formats.date_format(timezone.localtime(message.date), "DATETIME_FORMAT")
 
 
+# Enough for any header block: parse_headers stops at the first empty line.
+HEAD_BYTES = 1 << 20
+
+
+def _head(message: Message) -> bytes:
+    """The start of the stored raw message, with its headers (not the whole of a big one)."""
+    with blob_path(message.blob_id).open("rb") as stored:
+        return stored.read(HEAD_BYTES)
+
+
 def reply_draft(message: Message, mode: ReplyMode | str, actor: Actor = None) -> ReplyDraft:
     """What the reply, reply-all or forward of ``message`` starts as, in the active language."""
     mode = ReplyMode(mode)
     html = sanitize_html(message.html).html if message.html else None
-    parent = ReplyParent.from_raw(read_blob(message.blob_id), message.text, html)
+    parent = ReplyParent.from_raw(_head(message), message.text, html)
     name = parent.sender_name or message.from_email or _("unknown sender")
     date_text = _date_text(message)
     attribution = (
