@@ -24,11 +24,13 @@ from postroom.api import (
     outbox,
     records,
     routing,
+    webhooks,
 )
 from postroom.api.common import ApiError, TokenAuth, current_user
 from postroom.api.schemas import MeOut, PresetOut
 from postroom.core.models import ApiToken
 from postroom.mail.presets import load_presets
+from postroom.webhooks.events import markdown as webhook_events
 
 api = NinjaAPI(
     title="Postroom API",
@@ -36,12 +38,13 @@ api = NinjaAPI(
     urls_namespace="api",
     auth=TokenAuth(),
     description="Mail accounts, domains and connection tests. "
-    "Authenticate with `Authorization: Bearer <token>`.",
+    "Authenticate with `Authorization: Bearer <token>`.\n\n" + webhook_events(),
 )
 api.add_router("/accounts", accounts.router)
 api.add_router("/domains", domains.router)
 api.add_router("/outbox", outbox.router)
 api.add_router("/notifications", notifications.router)
+api.add_router("/webhooks", webhooks.router)
 # Full paths inside: /messages, /quarantine and /accounts/{id}/sync.
 api.add_router("", messages.router)
 # /records, /contacts, /record-types; /accounts/{id}/routing and /accounts/{id}/rules.
