@@ -236,6 +236,7 @@ def test_held_mail_is_released_into_a_record(alice: User, support: EmailAccount)
     client = client_for(alice)
     listing = client.get(reverse("web:account_held", args=[support.pk]))
     assert f'data-message="{held.pk}"'.encode() in listing.content
+    assert b'id="reroute-all"' not in listing.content  # nothing failed
     assert (
         client.get(reverse("web:record_held_redirect"), {"account": support.pk}).status_code == 302
     )
@@ -272,6 +273,7 @@ def test_failed_routing_is_routed_again(alice: User, support: EmailAccount) -> N
     client = client_for(alice)
     listing = client.get(reverse("web:account_held", args=[support.pk]))
     assert b"boom" in listing.content
+    assert b'id="reroute-all"' in listing.content
     response = client.post(
         reverse("web:account_held_reroute", args=[support.pk]), {"message": str(messages[0].pk)}
     )

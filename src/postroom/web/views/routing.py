@@ -213,7 +213,10 @@ def held_list(request: AuthedRequest, pk: int) -> HttpResponse:
         .order_by("-routed_at")
     )
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "web/routing/held.html", {"account": account, "page": page})
+    failed = rows.filter(outcome=RouteOutcome.ERROR).exists()
+    return render(
+        request, "web/routing/held.html", {"account": account, "page": page, "failed": failed}
+    )
 
 
 def _held_message(account: EmailAccount, request: AuthedRequest) -> Message:
