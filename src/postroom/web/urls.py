@@ -13,6 +13,7 @@ from postroom.web.views import (
     routing,
     site,
     sync,
+    webhooks,
 )
 
 app_name = "web"
@@ -121,6 +122,19 @@ urlpatterns = [
         "notifications/read-all/",
         notifications.notification_read_all,
         name="notification_read_all",
+    ),
+    # Webhooks: subscriptions, secret, test, delivery log
+    path("webhooks/", webhooks.webhook_list, name="webhook_list"),
+    path("webhooks/new/", webhooks.webhook_create, name="webhook_create"),
+    path("webhooks/<int:pk>/edit/", webhooks.webhook_edit, name="webhook_edit"),
+    path("webhooks/<int:pk>/delete/", webhooks.webhook_delete, name="webhook_delete"),
+    path("webhooks/<int:pk>/secret/", webhooks.webhook_rotate, name="webhook_rotate"),
+    path("webhooks/<int:pk>/test/", webhooks.webhook_test, name="webhook_test"),
+    path("webhooks/<int:pk>/deliveries/", webhooks.webhook_deliveries, name="webhook_deliveries"),
+    path(
+        "webhooks/<int:pk>/deliveries/<int:delivery_pk>/redeliver/",
+        webhooks.webhook_redeliver,
+        name="webhook_redeliver",
     ),
     # Tokens, settings, events
     path("tokens/", site.tokens, name="tokens"),

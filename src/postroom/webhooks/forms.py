@@ -24,9 +24,11 @@ class SubscriptionForm(forms.Form):
         max_length=2000,
         assume_scheme="https",
         validators=[
+            # Its own code: a field replaces the message of "invalid" with its own.
             URLValidator(
                 schemes=["http", "https"],
                 message=_("Enter an http:// or https:// URL."),
+                code="scheme",
             )
         ],
         help_text=_("Where Postroom POSTs each event. Use https unless the receiver is local."),

@@ -21,6 +21,7 @@ _SECTIONS = {
     "record": "records",
     "contact": "records",
     "notification": "notifications",
+    "webhook": "webhooks",
 }
 
 
