@@ -240,3 +240,26 @@ def test_record_types_admin(alice: User, admin: User) -> None:
     )
     assert wrong_closed.status_code == 422
     assert b"closed_statuses_errors" in wrong_closed.content
+
+
+@pytest.mark.parametrize(
+    ("code", "heading", "status", "via"),
+    [
+        ("de", "Vorgänge", "Offen", "Hat den Vorgang angelegt"),
+        ("pl", "Rekordy", "Otwarte", "Utworzyła rekord"),
+        ("ar", "السجلات", "مفتوح", "أنشأت السجل"),
+        ("ja", "レコード", "未対応", "レコードを作成"),
+    ],
+)
+def test_pages_are_translated(
+    alice: User, issue: Record, code: str, heading: str, status: str, via: str
+) -> None:
+    client = client_for(alice)
+    client.post(reverse("set_language"), {"language": code, "next": "/"})
+    listing = client.get(reverse("web:record_list")).content.decode()
+    assert f"<h1>{heading}</h1>" in listing
+    assert status in listing
+    page = client.get(reverse("web:record_detail", args=[issue.pk])).content.decode()
+    assert via in page
+    if code == "ar":
+        assert 'dir="rtl"' in page
