@@ -239,7 +239,7 @@ def event_types(request: HttpRequest) -> list[dict[str, str]]:
     _manager(request)
     labels = dict(EventType.choices)
     return [
-        {"type": str(event), "label": str(labels[event]), "sent_when": when, "data": data}
+        {"type": str(event), "label": str(labels[event]), "sent_when": str(when), "data": data}
         for event, when, data in EVENT_DOCS
     ]
 

@@ -7,58 +7,64 @@ is also the ``X-Postroom-Delivery`` header. The ``data`` of each type:
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.translation import gettext_lazy as _
 
 from postroom.webhooks.models import EventType
 
-# (event type, when it is sent, the fields of ``data``)
-EVENT_DOCS: list[tuple[str, str, str]] = [
+# (event type, when it is sent, the fields of ``data``: field names, not translated)
+EVENT_DOCS: list[tuple[str, Any, str]] = [
     (
         EventType.MESSAGE_RECEIVED,
-        "A received message was routed (after sync).",
+        _("A received message was routed (after sync)."),
         "message: {id, account, message_id, subject, from, from_name, to, cc, date, thread}; "
         "record: the reference of the record it joined or created (e.g. ISSUE-42), or null.",
     ),
     (
         EventType.MESSAGE_SENT,
-        "The SMTP server accepted an outgoing message for one or more recipients.",
+        _("The SMTP server accepted an outgoing message for one or more recipients."),
         "outbox_item, message_id, subject, account: {id, name, email}, "
         "recipients: [{address, status: sent, code, reply}] (those accepted in this attempt), "
         "record: {id, reference} of the record the message is on, or null.",
     ),
     (
         EventType.MESSAGE_FAILED,
-        "An outgoing message failed for good for one or more recipients "
-        "(refused, or retried until the account's maximum queue age).",
+        _(
+            "An outgoing message failed for good for one or more recipients "
+            "(refused, or retried until the account's maximum queue age)."
+        ),
         "As message.sent, with recipients: [{address, status: failed, code, reply}].",
     ),
     (
         EventType.MESSAGE_BOUNCED,
-        "A delivery report came back for a message that had been sent.",
+        _("A delivery report came back for a message that had been sent."),
         "As message.sent, with recipients: [{address, status: bounced, dsn_status, reason, "
         "hard}] (hard: the address is now on the suppression list).",
     ),
     (
         EventType.RECORD_CREATED,
-        "A record was created (by routing, the UI or the API).",
+        _("A record was created (by routing, the UI or the API)."),
         "record: {id, reference, type, title, status, owner, contact: {id, email, name} or "
         "null, account, fields, created_at, updated_at}.",
     ),
     (
         EventType.RECORD_UPDATED,
-        "A record's title, status, owner, contact or fields changed.",
+        _("A record's title, status, owner, contact or fields changed."),
         "record: as in record.created; changed: the names of the fields that changed.",
     ),
     (
         EventType.ACCOUNT_STATE_CHANGED,
-        "An account's sync state changed (idle, error, auth_error, disabled); "
-        "a sync run itself is not reported.",
+        _(
+            "An account's sync state changed (idle, error, auth_error, disabled); "
+            "a sync run itself is not reported."
+        ),
         "account: {id, name, email}; state; previous_state; error_code and error_message "
         "(empty unless the state is error or auth_error).",
     ),
     (
         EventType.TEST,
-        'Sent by the "send test" button or POST /webhooks/{id}/test to that subscription only.',
+        _('Sent by the "send test" button or POST /webhooks/{id}/test to that subscription only.'),
         "subscription: {id, name}; requested_by: the user name.",
     ),
 ]
