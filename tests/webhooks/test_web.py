@@ -226,3 +226,11 @@ def test_superuser_may_choose_all_accounts(
     assert "All accounts" in client.get("/webhooks/new/").content.decode()
     create(client, receiver, None)
     assert WebhookSubscription.objects.get().account is None
+
+
+def test_pages_are_translated(manager: User) -> None:
+    client = client_for(manager)
+    client.cookies["django_language"] = "de"
+    page = client.get("/webhooks/").content.decode()
+    assert "Neuer Webhook" in page
+    assert "Postroom sendet jedes Ereignis" in page
