@@ -16,7 +16,12 @@ from postroom.core import secrets
 from postroom.core.models import Event
 from postroom.records.actions import do_create_record, do_update_record
 from postroom.records.models import Record, RecordType
-from postroom.webhooks.actions import WebhookError, do_redeliver, do_send_test
+from postroom.webhooks.actions import (
+    WebhookError,
+    do_redeliver,
+    do_send_test,
+    do_update_subscription,
+)
 from postroom.webhooks.delivery import deliver_due, verify_signature
 from postroom.webhooks.emit import deliveries_changed
 from postroom.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
@@ -276,3 +281,29 @@ def test_an_emit_wakes_the_worker_on_commit(
 def test_no_subscription_no_delivery(superuser: User) -> None:
     issue()
     assert not WebhookDelivery.objects.exists()
+
+
+def test_a_redirect_is_not_followed(receiver: Receiver, superuser: User) -> None:
+    subscribe(receiver, superuser)
+    receiver.answer = lambda request: 302
+    issue()
+    run(timezone.now())
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.state == DeliveryState.PENDING
+    assert delivery.last_status_code == 302
+    assert "Redirects are not followed" in delivery.last_error
+    assert len(receiver.requests) == 1
+
+
+def test_a_switched_off_webhook_gets_no_new_events_and_keeps_waiting_ones(
+    receiver: Receiver, superuser: User
+) -> None:
+    subscription, _secret = subscribe(receiver, superuser)
+    issue("Before")
+    do_update_subscription(subscription, actor=superuser, active=False)
+    issue("While off")
+    assert WebhookDelivery.objects.count() == 1
+    assert run(timezone.now()) == 0  # kept, not sent
+    do_update_subscription(subscription, actor=superuser, active=True)
+    assert run(timezone.now()) == 1
+    assert [e["data"]["record"]["title"] for e in receiver.events()] == ["Before"]

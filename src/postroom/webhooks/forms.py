@@ -50,7 +50,10 @@ class SubscriptionForm(forms.Form):
     active = forms.BooleanField(
         label=_("Active"),
         required=False,
-        help_text=_("Switched off, events are still queued and wait until it is on again."),
+        help_text=_(
+            "Switched off, it receives no new events; deliveries already waiting are kept "
+            "until it is on again."
+        ),
     )
 
     def __init__(
