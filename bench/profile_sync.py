@@ -2,8 +2,8 @@
 
 Starts the private Dovecot of ``sync_bench.py`` with the cached N-message INBOX, then runs
 ``postroom sync NAME --json`` into a fresh data directory once per ``--runs``, either bare
-(wall-clock and stage times) or under ``py-spy record`` (``--py-spy``, flame graph SVG or
-speedscope JSON) or ``cProfile`` (``--cprofile``, prints the top functions)::
+(wall-clock and stage times) or under ``py-spy record`` (``--py-spy``: flame graph SVG,
+speedscope ``.json`` or collapsed stacks ``.txt``) or ``cProfile`` (``--cprofile``, prints the top functions)::
 
     .venv/bin/python bench/profile_sync.py --messages 2000
     .venv/bin/python bench/profile_sync.py --messages 2000 --cprofile
@@ -54,20 +54,28 @@ def main() -> int:
                 argv = [sys.executable, "-m", "cProfile", "-o", str(out), *argv]
             elif args.py_spy:
                 spy = str(Path(sys.executable).parent / "py-spy")
-                fmt = "speedscope" if args.py_spy.endswith(".json") else "flamegraph"
+                fmt = {".json": "speedscope", ".txt": "raw"}.get(
+                    Path(args.py_spy).suffix, "flamegraph"
+                )
                 argv = [spy, "record", "--subprocesses", "-r", "200", "-f", fmt,
                         "-o", args.py_spy, "--", *argv]  # fmt: skip
             probe = sb.ProgressProbe(postroom.db_path, args.messages)
             started = time.perf_counter()
             proc = subprocess.Popen(argv, env=postroom.env, cwd=postroom.base)
-            while proc.poll() is None:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
                 probe(time.perf_counter() - started, sb.MemoryPeaks())
                 time.sleep(sb.SAMPLE_SECONDS)
+            proc.returncode = os.waitstatus_to_exitcode(status)
             seconds = time.perf_counter() - started
             probe.close()
             sb.log(
                 f"run {run}: exit {proc.returncode} after {seconds:.2f} s; "
-                f"stored at {probe.stored_at}, complete at {probe.complete_at}"
+                f"stored at {probe.stored_at}, complete at {probe.complete_at}; "
+                f"CPU user {usage.ru_utime:.2f} s, sys {usage.ru_stime:.2f} s, "
+                f"max RSS {usage.ru_maxrss / 1024:.0f} MB (load {os.getloadavg()[0]:.2f})"
             )
             if args.cprofile:
                 import pstats

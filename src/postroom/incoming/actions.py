@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import Sequence
 from datetime import timedelta
 
 from django.db import transaction
@@ -96,10 +95,6 @@ def _record_progress(status_id: int) -> Progress:
     return progress
 
 
-def _ignore_stored(message_ids: Sequence[int]) -> None:
-    return None
-
-
 def do_sync_account(
     account: EmailAccount,
     *,
@@ -141,7 +136,7 @@ def do_sync_account(
                 account,
                 progress=both,
                 session=session,
-                stored=extraction.submit if extract else _ignore_stored,
+                after_store=extraction if extract else None,
             )
             if extract:
                 extraction.finish()

@@ -13,12 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.db import transaction
 from django.utils import timezone
 
 from postroom.accounts.models import EmailAccount, IncomingProtocol, SyncOption
 from postroom.accounts.resolve import incoming_check
+from postroom.incoming.blobs import StoredBlob, write_blobs
 from postroom.incoming.ingest import (
     BatchResult,
     RawMail,
@@ -37,15 +39,31 @@ FETCH_BATCH = 200
 # Bytes of one fetched batch at most (a single larger message comes alone);
 # with the batch being stored, the one in the hand-over queue and the one
 # being read, this bounds what fetching holds in memory.
-FETCH_BATCH_BYTES = 16 * 1024 * 1024
+FETCH_BATCH_BYTES = 8 * 1024 * 1024
 # Fetched batches waiting for the storing thread.
 HANDOVER_DEPTH = 1
 # Without CONDSTORE, flags of this many newest messages are re-read each pass.
 FLAG_REFRESH_WINDOW = 2000
 
 Progress = Callable[[int, int], None]
-# Called with the ids of new messages once their batch is committed.
-Stored = Callable[[Sequence[int]], None]
+
+
+class AfterStore(Protocol):
+    """Told about new messages as each batch commits (the extraction)."""
+
+    def submit(self, message_ids: Sequence[int]) -> None:
+        """The ids of new messages of a batch just committed; must not wait."""
+
+    def when_idle(self) -> bool:
+        """Called while no fetched batch is waiting; True when it did some work."""
+
+
+class _NoAfterStore:
+    def submit(self, message_ids: Sequence[int]) -> None:
+        return None
+
+    def when_idle(self) -> bool:
+        return False
 
 
 @dataclass
@@ -59,23 +77,28 @@ def _noop_progress(done: int, total: int) -> None:
     return None
 
 
-def _noop_stored(message_ids: Sequence[int]) -> None:
-    return None
-
-
 _END = object()
 
 
 def _fetch_ahead(
-    session: ImapSyncSession, uids: list[int], *, batch_size: int, max_batch_bytes: int
-) -> Generator[list[FetchedMessage], None, None]:
-    """The batches of ``session.fetch``, read by a thread while the caller stores.
+    session: ImapSyncSession,
+    uids: list[int],
+    *,
+    batch_size: int,
+    max_batch_bytes: int,
+    idle: Callable[[], bool],
+) -> Generator[tuple[list[FetchedMessage], list[StoredBlob]], None, None]:
+    """The batches of ``session.fetch``, read and written durably by a thread.
 
-    Reading and parsing FETCH replies (TLS, literals) and storing (hashing,
-    writing, the database) then overlap, as both release the GIL for their
-    system calls. Only that thread touches the session until the iterator is
-    exhausted or closed; at most ``HANDOVER_DEPTH`` batches wait for the caller.
-    An error of the fetch is raised here, in the caller's thread.
+    The thread reads and parses FETCH replies (TLS, literals) and writes each
+    batch's raw messages as durable blobs; the caller parses headers and runs
+    the database transaction meanwhile: both release the GIL for their
+    system calls, so they overlap. A batch is handed over only once its
+    blobs are durable, so the caller's ledger rows still follow the bytes.
+    Only that thread touches the session until the iterator is exhausted or
+    closed; at most ``HANDOVER_DEPTH`` batches wait for the caller, who calls
+    ``idle`` (until it returns False) whenever none is waiting. An error of
+    the fetch is raised here, in the caller's thread.
     """
     handover: queue.Queue[object] = queue.Queue(maxsize=HANDOVER_DEPTH)
     stop = threading.Event()
@@ -93,7 +116,8 @@ def _fetch_ahead(
         batches = session.fetch(uids, batch_size=batch_size, max_batch_bytes=max_batch_bytes)
         try:
             for batch in batches:
-                if not put(batch):
+                blobs = write_blobs(m.raw for m in batch)
+                if not put((batch, blobs)):
                     break
         except BaseException as exc:  # handed to the caller, who raises it
             put(exc)
@@ -106,7 +130,12 @@ def _fetch_ahead(
     thread.start()
     try:
         while True:
-            item = handover.get()
+            try:
+                item = handover.get_nowait()
+            except queue.Empty:
+                if idle():
+                    continue
+                item = handover.get()
             if item is _END:
                 return
             if isinstance(item, BaseException):
@@ -154,9 +183,10 @@ def sync_imap_folder(
     folder: str,
     *,
     progress: Progress = _noop_progress,
-    stored: Stored = _noop_stored,
+    after_store: AfterStore | None = None,
 ) -> BatchResult:
     total = BatchResult()
+    after = after_store or _NoAfterStore()
     status = session.select(folder)
     state = _folder_state(account, folder)
     stale_uidvalidity = _handle_uidvalidity(state, status)
@@ -177,21 +207,27 @@ def sync_imap_folder(
         # Closed here even on an error: the fetch thread must be done with
         # the session before anyone else uses (or closes) it.
         with contextlib.closing(
-            _fetch_ahead(session, uids, batch_size=FETCH_BATCH, max_batch_bytes=FETCH_BATCH_BYTES)
+            _fetch_ahead(
+                session,
+                uids,
+                batch_size=FETCH_BATCH,
+                max_batch_bytes=FETCH_BATCH_BYTES,
+                idle=after.when_idle,
+            )
         ) as batches:
-            for batch in batches:
+            for batch, blobs in batches:
                 mails = [
                     RawMail(uid=m.uid, raw=m.raw, flags=tuple(m.flags), modseq=m.modseq)
                     for m in batch
                 ]
                 del batch
-                result = store_imap_batch(state, status.uidvalidity, mails)
+                result = store_imap_batch(state, status.uidvalidity, mails, blobs=blobs)
                 del mails
                 total.add(result)
                 done += result.fetched
                 progress(done, len(uids))
                 if result.new_message_ids:
-                    stored(result.new_message_ids)
+                    after.submit(result.new_message_ids)
 
     if stale_uidvalidity is not None:
         MessageLocation.objects.filter(folder=state, uidvalidity=stale_uidvalidity).delete()
@@ -234,9 +270,10 @@ def sync_pop3(
     account: EmailAccount,
     *,
     progress: Progress = _noop_progress,
-    stored: Stored = _noop_stored,
+    after_store: AfterStore | None = None,
 ) -> BatchResult:
     total = BatchResult()
+    after = after_store or _NoAfterStore()
     listing = session.uidl()
     held = set(Pop3Location.objects.filter(account=account).values_list("uidl", flat=True))
     todo = [(n, uidl) for n, uidl in sorted(listing.items()) if uidl not in held]
@@ -247,7 +284,7 @@ def sync_pop3(
         total.add(result)
         progress(done, len(todo))
         if result.new_message_ids:
-            stored(result.new_message_ids)
+            after.submit(result.new_message_ids)
     if account.pop3_delete_after_retrieval:
         # Only what the ledger proves is stored; deletions commit at QUIT.
         held_now = dict(
@@ -271,14 +308,14 @@ def sync_account(
     *,
     progress: Progress = _noop_progress,
     session: ImapSyncSession | None = None,
-    stored: Stored = _noop_stored,
+    after_store: AfterStore | None = None,
 ) -> SyncResult:
     """Fetch and store everything new on every configured folder of ``account``.
 
     ``session``: an IMAP session already logged in (the watcher's IDLE one),
     which saves a TLS handshake and a login when new mail has just arrived.
-    ``stored``: told the ids of new messages as each batch is committed (so
-    extraction can start while later batches are still being fetched).
+    ``after_store``: told the ids of new messages as each batch is committed
+    (so extraction starts while later batches are still being fetched).
     """
     started = time.monotonic()
     check = incoming_check(account)
@@ -286,14 +323,22 @@ def sync_account(
     protocol = account_protocol(account)
     if protocol == IncomingProtocol.POP3:
         with Pop3SyncSession(check.endpoint, check.credentials) as pop:
-            result.add(sync_pop3(pop, account, progress=progress, stored=stored))
+            result.add(sync_pop3(pop, account, progress=progress, after_store=after_store))
     elif session is not None:
         for folder in check.folders or ("INBOX",):
-            result.add(sync_imap_folder(session, account, folder, progress=progress, stored=stored))
+            result.add(
+                sync_imap_folder(
+                    session, account, folder, progress=progress, after_store=after_store
+                )
+            )
     else:
         with ImapSyncSession(check.endpoint, check.credentials) as own:
             for folder in check.folders or ("INBOX",):
-                result.add(sync_imap_folder(own, account, folder, progress=progress, stored=stored))
+                result.add(
+                    sync_imap_folder(
+                        own, account, folder, progress=progress, after_store=after_store
+                    )
+                )
     return SyncResult(result=result, seconds=time.monotonic() - started)
 
 

@@ -6,10 +6,10 @@ database. A message whose parse fails is quarantined, never dropped.
 
 An :class:`Extraction` is fed message ids while a sync is still storing
 (``submit``), so the workers parse the first batches while later ones are
-fetched; the workers run at a lower CPU priority, so on a busy machine they
-take what fetching and storing leave over instead of slowing the "stored"
-stage. Results are saved a chunk at a time: one durable write of the chunk's
-attachments and one transaction.
+fetched; they run at a lower CPU priority, behind fetching and storing.
+Results are saved when the sync waits for the network and after it: a
+chunk at a time, with one durable publication of the attachment files the
+workers wrote and one transaction.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from types import TracebackType
 
-from django.db import transaction
+from django.db import connection, transaction
 
-from postroom.incoming.blobs import blob_path, write_blobs
+from postroom.incoming.blobfiles import publish
+from postroom.incoming.blobs import blob_path, blob_root, write_blobs
 from postroom.incoming.models import Attachment, Message, MessageBlob, ParseState
 from postroom.incoming.parse_worker import Outcome, init_worker, parse_chunk
-from postroom.mail.mime import ParsedMessage
+from postroom.mail.mime import Attachment as MimeAttachment
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ def _save(outcome: Outcome) -> bool:
         _quarantine(outcome.message_id, outcome.error)
         return False
     try:
-        _save_parsed([(outcome.message_id, outcome.parsed)])
+        _save_parsed([outcome])
     except Exception as exc:
         # One message that cannot be saved (an odd filename, a database limit)
         # must not stop the others: it is kept raw and shown in quarantine.
@@ -87,7 +89,7 @@ def _save_many(outcomes: Sequence[Outcome]) -> int:
     When the chunk cannot be saved as a whole, each message is saved on its
     own, so one bad message is quarantined and the others are kept.
     """
-    parsed = [(o.message_id, o.parsed) for o in outcomes if o.parsed is not None]
+    parsed = [o for o in outcomes if o.parsed is not None]
     failed = [o for o in outcomes if o.parsed is None]
     try:
         _save_parsed(parsed)
@@ -102,49 +104,111 @@ def _save_many(outcomes: Sequence[Outcome]) -> int:
     return len(failed)
 
 
-def _save_parsed(items: Sequence[tuple[int, ParsedMessage]]) -> None:
-    if not items:
-        return
-    kept = [
-        (message_id, a)
-        for message_id, parsed in items
-        for a in parsed.attachments
-        if not a.dropped and a.payload is not None
-    ]
+@dataclass(frozen=True)
+class _Part:
+    message_id: int
+    attachment: MimeAttachment
+    sha256: str
+    size: int
+
+
+def _blobs_of(outcomes: Sequence[Outcome]) -> list[_Part]:
+    """The kept attachments of ``outcomes``, made durable: written by the
+    workers (published here) or, when a worker could not, written here."""
+    parts: list[_Part] = []
+    temporaries: list[Path] = []
+    unwritten: list[tuple[int, MimeAttachment]] = []
+    for outcome in outcomes:
+        assert outcome.parsed is not None
+        attachments = outcome.parsed.attachments
+        if outcome.written is None:
+            unwritten += [
+                (outcome.message_id, a)
+                for a in attachments
+                if not a.dropped and a.payload is not None
+            ]
+            continue
+        for part in outcome.written:
+            parts.append(_Part(outcome.message_id, attachments[part.index], part.sha256, part.size))
+            if part.temporary is not None:
+                temporaries.append(Path(part.temporary))
     # Durable before the rows that name them: one flush for the whole chunk.
-    stored = write_blobs(a.payload for _mid, a in kept if a.payload is not None)
+    publish(blob_root(), temporaries)
+    stored = write_blobs(a.payload for _mid, a in unwritten if a.payload is not None)
+    parts += [
+        _Part(mid, a, blob.sha256, blob.size)
+        for (mid, a), blob in zip(unwritten, stored, strict=True)
+    ]
+    return parts
+
+
+_UPDATED = (
+    "parse_state",
+    "parse_error",
+    "text",
+    "html",
+    "has_attachments",
+    "dropped_attachments",
+)
+
+
+def _update_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"{quote(name)} = %s" for name in _UPDATED)
+    # Only identifiers of our own model are interpolated; values go as parameters.
+    return f"UPDATE {quote(Message._meta.db_table)} SET {columns} WHERE {quote('id')} = %s"  # noqa: S608
+
+
+def _save_parsed(outcomes: Sequence[Outcome]) -> None:
+    if not outcomes:
+        return
+    parts = _blobs_of(outcomes)
+    message_ids = [o.message_id for o in outcomes]
+    dropped = Message._meta.get_field("dropped_attachments")
+    rows = []
+    for outcome in outcomes:
+        parsed = outcome.parsed
+        assert parsed is not None
+        rows.append(
+            (
+                str(ParseState.COMPLETE),
+                "",
+                parsed.text,
+                parsed.html or "",  # None when the mail has no HTML part
+                bool(parsed.attachments),
+                dropped.get_db_prep_save(
+                    [
+                        {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                        for a in parsed.attachments
+                        if a.dropped
+                    ],
+                    connection,
+                ),
+                outcome.message_id,
+            )
+        )
     with transaction.atomic():
         MessageBlob.objects.bulk_create(
-            [MessageBlob(sha256=b.sha256, size=b.size) for b in stored], ignore_conflicts=True
+            [MessageBlob(sha256=p.sha256, size=p.size) for p in parts], ignore_conflicts=True
         )
-        Attachment.objects.filter(message_id__in=[mid for mid, _p in items]).delete()
+        Attachment.objects.filter(message_id__in=message_ids).delete()
         Attachment.objects.bulk_create(
             [
                 Attachment(
-                    message_id=message_id,
-                    blob_id=blob.sha256,
-                    filename=(a.filename or "")[:500],
-                    content_type=a.content_type[:200],
-                    content_id=(a.content_id or "")[:500],
-                    size=a.size,
-                    inline=a.disposition == "inline",
+                    message_id=p.message_id,
+                    blob_id=p.sha256,
+                    filename=(p.attachment.filename or "")[:500],
+                    content_type=p.attachment.content_type[:200],
+                    content_id=(p.attachment.content_id or "")[:500],
+                    size=p.attachment.size,
+                    inline=p.attachment.disposition == "inline",
                 )
-                for (message_id, a), blob in zip(kept, stored, strict=True)
+                for p in parts
             ]
         )
-        for message_id, parsed in items:
-            Message.objects.filter(pk=message_id).update(
-                parse_state=ParseState.COMPLETE,
-                parse_error="",
-                text=parsed.text,
-                html=parsed.html or "",  # None when the mail has no HTML part
-                has_attachments=bool(parsed.attachments),
-                dropped_attachments=[
-                    {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                    for a in parsed.attachments
-                    if a.dropped
-                ],
-            )
+        # One statement for the chunk: the ORM's per-row UPDATE cost more than SQLite.
+        with connection.cursor() as cursor:
+            cursor.executemany(_update_sql(), rows)
 
 
 # Chunks handed to the pool at once: enough to keep every core busy while this
@@ -156,11 +220,13 @@ IN_FLIGHT_PER_WORKER = 2
 class Extraction:
     """Extract bodies and attachments of messages handed over one batch at a time.
 
-    ``submit`` never waits for parsing: it saves what the workers have
-    finished and hands them more; ``finish`` waits for the rest. Memory is
-    bounded by the chunks in flight (the ids waiting are plain integers).
-    Use as a context manager; leaving it early abandons (never saves) what
-    is in flight, which stays at the "stored" stage for the next run.
+    While a sync stores, ``submit`` hands full chunks to the workers and
+    never waits, and ``when_idle`` saves a finished chunk when the sync has
+    nothing else to do; saving otherwise waits for ``finish``, so the
+    database work of the "complete" stage never delays the "stored" one.
+    Memory is bounded by the chunks in flight (the ids waiting are plain
+    integers). Use as a context manager; leaving it early abandons (never
+    saves) what is in flight, which stays at the "stored" stage for the next run.
     """
 
     def __init__(self, limit: int | None, *, parallel: bool | None = None) -> None:
@@ -171,6 +237,7 @@ class Extraction:
         self._waiting: deque[int] = deque()
         self._in_flight: deque[Future[list[Outcome]]] = deque()
         self._window = IN_FLIGHT_PER_WORKER * _workers()
+        self._root = str(blob_root())
 
     def __enter__(self) -> Extraction:
         return self
@@ -186,11 +253,19 @@ class Extraction:
         self._in_flight.clear()
         self._waiting.clear()
 
-    def submit(self, message_ids: Iterable[int]) -> None:
-        """Queue ``message_ids``; save what is finished and keep the workers busy."""
+    def submit(self, message_ids: Sequence[int]) -> None:
+        """Queue ``message_ids`` and keep the workers busy; never waits, never saves."""
         self._waiting.extend(message_ids)
-        if self.parallel is not False and (self._in_flight or len(self._waiting) >= CHUNK):
-            self._pump(wait=False)
+        if self.parallel is not False:
+            self._fill(final=False)
+
+    def when_idle(self) -> bool:
+        """Save one chunk the workers finished; False when there was none."""
+        if not self._in_flight or not self._in_flight[0].done():
+            return False
+        self._save_next()
+        self._fill(final=False)
+        return True
 
     def finish(self, message_ids: Iterable[int] = ()) -> ExtractReport:
         """Queue ``message_ids`` too, then extract and save everything queued.
@@ -202,12 +277,16 @@ class Extraction:
         if parallel is None:
             parallel = bool(self._in_flight) or len(self._waiting) > CHUNK
         if parallel:
-            self._pump(wait=True)
+            while True:
+                self._fill(final=True)
+                if not self._in_flight:
+                    break
+                self._save_next()
         else:
             while self._waiting:
                 items = self._items(self._take(CHUNK))
                 self.processed += len(items)
-                self.quarantined += _save_many(parse_chunk(items, self.limit))
+                self.quarantined += _save_many(parse_chunk(items, self.limit, self._root))
         return ExtractReport(processed=self.processed, quarantined=self.quarantined)
 
     def _take(self, count: int) -> list[int]:
@@ -218,22 +297,19 @@ class Extraction:
         rows = Message.objects.filter(pk__in=message_ids).values_list("pk", "blob_id")
         return [(pk, str(blob_path(sha))) for pk, sha in rows]
 
-    def _pump(self, *, wait: bool) -> None:
-        """Refill the workers, then save finished chunks in order (all of them when ``wait``)."""
-        pool = _pool()
-        while True:
-            # Only full chunks while a sync is still storing; the rest at the end.
-            while len(self._in_flight) < self._window and (
-                len(self._waiting) >= CHUNK or (wait and self._waiting)
-            ):
-                items = self._items(self._take(CHUNK))
-                if items:
-                    self._in_flight.append(pool.submit(parse_chunk, items, self.limit))
-            if not self._in_flight or not (wait or self._in_flight[0].done()):
-                return
-            outcomes = self._in_flight.popleft().result()
-            self.processed += len(outcomes)
-            self.quarantined += _save_many(outcomes)
+    def _fill(self, *, final: bool) -> None:
+        """Hand chunks to the workers up to the window (partial ones only when ``final``)."""
+        while len(self._in_flight) < self._window and (
+            len(self._waiting) >= CHUNK or (final and self._waiting)
+        ):
+            items = self._items(self._take(CHUNK))
+            if items:
+                self._in_flight.append(_pool().submit(parse_chunk, items, self.limit, self._root))
+
+    def _save_next(self) -> None:
+        outcomes = self._in_flight.popleft().result()
+        self.processed += len(outcomes)
+        self.quarantined += _save_many(outcomes)
 
 
 def extract_messages(

@@ -154,19 +154,26 @@ class _Prepared:
     """A batch made durable and parsed, ready for one short transaction."""
 
     shas: list[str]
-    blobs: list[StoredBlob]
+    blobs: Sequence[StoredBlob]
     existing: dict[str, int]
     fresh: list[Message]
     subjects: dict[int, str]
 
 
-def _prepare(account_id: int, mails: Sequence[RawMail]) -> _Prepared:
+def _prepare(
+    account_id: int, mails: Sequence[RawMail], blobs: Sequence[StoredBlob] | None = None
+) -> _Prepared:
     """The slow part, done before any database lock is taken: fsync and header parsing.
 
+    ``blobs``: the mails' raw bytes already written durably, in order (by
+    the fetching thread); written here when None.
     Only one process syncs an account at a time (leases), so what already
     exists cannot change between this read and the insert that follows.
     """
-    blobs = write_blobs(m.raw for m in mails)
+    if blobs is None:
+        blobs = write_blobs(m.raw for m in mails)
+    elif len(blobs) != len(mails):
+        raise ValueError("one stored blob per mail is needed")
     shas = [b.sha256 for b in blobs]
     existing = dict(
         Message.objects.filter(account_id=account_id, blob_id__in=set(shas)).values_list(
@@ -206,12 +213,20 @@ def _insert_messages(account_id: int, batch: _Prepared) -> tuple[list[int], list
 
 
 def store_imap_batch(
-    folder: FolderState, uidvalidity: int, mails: Sequence[RawMail]
+    folder: FolderState,
+    uidvalidity: int,
+    mails: Sequence[RawMail],
+    *,
+    blobs: Sequence[StoredBlob] | None = None,
 ) -> BatchResult:
-    """Store one fetched batch of an IMAP folder and advance its high-water mark."""
+    """Store one fetched batch of an IMAP folder and advance its high-water mark.
+
+    ``blobs``: what :func:`~postroom.incoming.blobs.write_blobs` returned for
+    the mails' raw bytes, when the caller already made them durable.
+    """
     if not mails:
         return BatchResult()
-    prepared = _prepare(folder.account_id, mails)
+    prepared = _prepare(folder.account_id, mails, blobs)
     with transaction.atomic():
         per_mail, new_ids, duplicates = _insert_messages(folder.account_id, prepared)
         MessageLocation.objects.bulk_create(
