@@ -164,7 +164,13 @@ POSTROOM_LEASE_SECONDS = int(os.environ.get("POSTROOM_LEASE_SECONDS", "60"))
 POSTROOM_OUTBOX_LEASE_SECONDS = int(os.environ.get("POSTROOM_OUTBOX_LEASE_SECONDS", "300"))
 POSTROOM_OUTBOX_BATCH = int(os.environ.get("POSTROOM_OUTBOX_BATCH", "20"))
 POSTROOM_OUTBOX_POLL_SECONDS = float(os.environ.get("POSTROOM_OUTBOX_POLL_SECONDS", "1.0"))
+# Messages a sending thread may send before it commits their outcomes (at most
+# this many can arrive twice when the worker is killed; see outgoing/queue.py).
+POSTROOM_OUTBOX_RECORD_EVERY = int(os.environ.get("POSTROOM_OUTBOX_RECORD_EVERY", "20"))
 POSTROOM_WORKER_THREADS = int(os.environ.get("POSTROOM_WORKER_THREADS", "2"))
+# Sending processes of `postroom worker` (each with POSTROOM_WORKER_THREADS
+# threads); 0: one per CPU, at most 4.
+POSTROOM_WORKER_PROCESSES = int(os.environ.get("POSTROOM_WORKER_PROCESSES", "0"))
 # Webhooks (postroom.webhooks.delivery): seconds one POST may take, hours a
 # delivery is retried before it is given up, deliveries claimed at once.
 POSTROOM_WEBHOOK_TIMEOUT = float(os.environ.get("POSTROOM_WEBHOOK_TIMEOUT", "10"))

@@ -39,33 +39,50 @@ before a transaction and drops it after a protocol error). Classification:
   certificate, server unreachable) defer every due item of the account, with
   that reason, so a wrong password is not tried once per queued message.
 
-Crash safety (and the one window for a duplicate)
--------------------------------------------------
+Crash safety (and the one window for duplicates)
+------------------------------------------------
 1. claim: the lease is written; recipients stay ``queued``/``deferred``;
-2. before the SMTP transaction, one commit marks the recipients ``sending``
-   and renews the lease (one commit for the whole claimed batch; recipients
-   of items then not sent, because the account failed or the worker is
-   stopping, are put back as they were);
-3. the SMTP transaction;
-4. after DATA's final reply, one commit records ``sent``/``deferred``/
-   ``failed`` per recipient and the attempt, and releases the lease.
+2. before the SMTP transactions, one commit marks the recipients of the whole
+   claimed batch ``sending`` and renews the lease (recipients of items then
+   not sent, because the account failed or the worker is stopping, are put
+   back as they were);
+3. the SMTP transactions, one per item, one after the other;
+4. the outcomes — ``sent``/``deferred``/``failed`` per recipient with the
+   server's reply, the attempt, the item's state, its lease released — are
+   committed for several items at once: after every
+   ``POSTROOM_OUTBOX_RECORD_EVERY`` items (default 20) a sending thread has
+   sent, after :data:`RECORD_SECONDS` (0.5 s) if that comes first, at the end
+   of the batch, and before anything else is written (an account's back-off,
+   a stop). One commit per message was most of the cost of sending.
 
 Whatever the point at which a worker is killed, its recipients are either
 still ``queued``/``deferred`` or ``sending`` under a lease that will expire;
 then the item is due again and every recipient still ``sending`` is sent
-again. So **only a message killed inside its own DATA phase can arrive
-twice**: between the moment its body has gone out (the server may already
-have accepted it) and the commit of step 4. Before that nothing has reached
-a mailbox; after it nothing is sent again. The same window exists when the
-connection rather than the worker dies there
-(:class:`~postroom.mail.smtp_send.DeliveryUncertain`); RFC 5321 accepts a
-rare duplicate over a lost message, and so do we. Nothing is left
-``sending`` for longer than one lease.
+again. So **the messages that can arrive twice are exactly those whose DATA
+phase had begun and whose outcome was not yet committed when the worker
+died**: per sending thread, the message inside its DATA phase plus the ones
+it finished since its last step-4 commit — at most
+``POSTROOM_OUTBOX_RECORD_EVERY`` messages per sending thread (a worker has
+``POSTROOM_WORKER_THREADS`` threads in each of its processes), each sent
+at most once more per such kill; and a finished message waits for its
+commit at most about half a second plus the next SMTP transaction.
+A message whose DATA phase had not begun has reached no mailbox; one whose
+outcome is committed is never sent again. The same holds when the
+connection rather than the worker dies inside DATA
+(:class:`~postroom.mail.smtp_send.DeliveryUncertain`, one message), or when
+step 4 itself fails (the batch's messages stay ``sending`` and are sent
+again once the lease expires); RFC 5321 accepts a rare duplicate over a
+lost message, and so do we. Nothing is left ``sending`` for longer than one
+lease. Setting ``POSTROOM_OUTBOX_RECORD_EVERY=1`` brings back one commit per
+message, and with it the narrowest window (the one message cut inside its
+own DATA phase).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import random
 import threading
 import time
@@ -73,9 +90,10 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -104,6 +122,7 @@ from postroom.outgoing.models import (
     OutboxRecipient,
     RecipientStatus,
     SentCopyState,
+    Suppression,
     WaitReason,
 )
 from postroom.outgoing.sentcopy import SentCopier
@@ -120,21 +139,61 @@ BACKOFF_CAP = 4 * 3600.0
 SENT_COPY_TRIES = 5
 ACCOUNT_RETRY = timedelta(minutes=5)  # an account that cannot send is looked at again
 SENDER_IDLE_SECONDS = 30.0  # idle SMTP connections are closed after this
+# Step 4 commits at least this often (seconds) while a batch is being sent.
+RECORD_SECONDS = 0.5
 
 
-_SQLITE_WRITES = threading.RLock()
+class _SqliteWrites:
+    """The queue's single-writer lock on SQLite: a thread lock inside the process and
+    an ``flock`` on a file beside the database across processes (the forked sending
+    processes of one worker, other workers on the same machine)."""
+
+    def __init__(self) -> None:
+        self.threads = threading.RLock()
+        self.depth = 0  # nesting of the thread that holds ``threads``
+        self._files: dict[tuple[int, str], int | None] = {}
+
+    def _fd(self) -> int | None:
+        name = str(connection.settings_dict["NAME"])
+        key = (os.getpid(), name)  # never an inherited descriptor: flock is per open file
+        if key not in self._files:
+            fd: int | None = None
+            if name and name != ":memory:" and not name.startswith("file:"):
+                try:
+                    fd = os.open(f"{name}-outbox.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                except OSError as exc:
+                    logger.warning("no outbox write lock beside %s: %s", name, exc)
+            self._files[key] = fd
+        return self._files[key]
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self.threads:
+            fd = self._fd() if self.depth == 0 else None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_SQLITE_WRITES = _SqliteWrites()
 
 
 @contextmanager
 def writing() -> Iterator[None]:
     """One write transaction of the queue.
 
-    On SQLite there is a single writer: the sending threads of one process take
-    turns on a lock here rather than in SQLite's busy handler, which sleeps for
-    milliseconds between its tries.
+    On SQLite there is a single writer: the queue's writers (threads, and the
+    processes of a worker) take turns on a lock here rather than in SQLite's busy
+    handler, which sleeps for milliseconds between its tries.
     """
     if connection.vendor == "sqlite":
-        with _SQLITE_WRITES, transaction.atomic():
+        with _SQLITE_WRITES.held(), transaction.atomic():
             yield
     else:
         with transaction.atomic():
@@ -327,19 +386,55 @@ def claim_due(
             DeliveryAttempt.objects.filter(
                 item_id__in=sending, outcome=AttemptOutcome.IN_PROGRESS
             ).update(outcome=AttemptOutcome.INTERRUPTED, finished_at=now)
-            created = DeliveryAttempt.objects.bulk_create(
-                [
-                    DeliveryAttempt(
-                        item_id=pk, account_id=ours[pk], worker=worker_id, started_at=now
-                    )
-                    for pk in sending
-                ]
-            )
-            attempts = {attempt.item_id: attempt.pk for attempt in created}
+            attempts = _open_attempts(sending, worker_id, now)
     order = {pk: index for index, (pk, _a, _s) in enumerate(rows)}
     return sorted(
         (Claimed(pk, account_id, attempts.get(pk)) for pk, account_id in ours.items()),
         key=lambda claim: order[claim.item_id],
+    )
+
+
+def _open_attempts(item_ids: list[int], worker_id: str, now: datetime) -> dict[int, int]:
+    """One attempt row per item, written by one ``INSERT ... SELECT``; ``{item: attempt}``."""
+    q = connection.ops.quote_name
+    columns = ", ".join(
+        q(c)
+        for c in (
+            "item_id",
+            "account_id",
+            "worker",
+            "started_at",
+            "outcome",
+            "recipients",
+            "data_reply",
+            "error",
+        )
+    )
+    started: Any = _db_value(DeliveryAttempt, "started_at", now)
+    no_recipients: Any = _db_value(DeliveryAttempt, "recipients", [])
+    with connection.cursor() as cursor:
+        for chunk in range(0, len(item_ids), 500):
+            ids = item_ids[chunk : chunk + 500]
+            cursor.execute(
+                f"INSERT INTO {q(DeliveryAttempt._meta.db_table)} ({columns}) "  # noqa: S608
+                f"SELECT {q('id')}, {q('account_id')}, %s, %s, %s, %s, '', '' "
+                f"FROM {q(OutboxItem._meta.db_table)} "
+                f"WHERE {q('id')} IN ({', '.join(['%s'] * len(ids))})",
+                [
+                    worker_id,
+                    started,
+                    AttemptOutcome.IN_PROGRESS.value,
+                    no_recipients,
+                    *ids,
+                ],
+            )
+    return dict(
+        DeliveryAttempt.objects.filter(
+            item_id__in=item_ids,
+            worker=worker_id,
+            started_at=now,
+            outcome=AttemptOutcome.IN_PROGRESS,
+        ).values_list("item_id", "pk")
     )
 
 
@@ -417,13 +512,80 @@ def _outcome(statuses: Collection[RecipientStatus]) -> AttemptOutcome:
 # -- the courier: one worker thread's sending ---------------------------------------
 
 
+# The fields of an item that sending and recording read (and webhooks' payloads).
+_SENDING_FIELDS = (
+    "id",
+    "account_id",
+    "blob_id",
+    "mail_from",
+    "message_id",
+    "subject",
+    "state",
+    "deferrals",
+    "expires_at",
+    "sent_copy",
+    "sent_copy_attempts",
+    "created_at",
+)
+
+
+class _Row(NamedTuple):
+    """A recipient row as step 2 found it (what undoing step 2 puts back)."""
+
+    pk: int
+    item_id: int
+    address: str
+    status: str
+    attempts: int
+    last_attempt_at: datetime | None
+
+
 @dataclass
 class _Started:
     """An item after step 2: whom to send to, verdicts already known, the rows as they were."""
 
     targets: list[str]
     verdicts: dict[str, Verdict]
-    rows: list[OutboxRecipient]
+    rows: list[_Row]
+
+
+@dataclass
+class _Done:
+    """An item after step 3: what the server said, waiting for the batch's step-4 commit."""
+
+    item: OutboxItem
+    attempt_id: int
+    verdicts: dict[str, Verdict]
+    data_code: int | None
+    data_reply: str
+    error: str
+
+
+def _db_value(model: type[models.Model], name: str, value: object) -> object:
+    """``value`` as the database takes it for ``model.name`` (for raw ``executemany``)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field.get_db_prep_save(value, connection)
+
+
+def _record_recipient_sql() -> str:
+    q = connection.ops.quote_name
+    # Only quoted names of our own tables and columns are formatted in.
+    return (
+        f"UPDATE {q(OutboxRecipient._meta.db_table)} SET {q('status')} = %s, {q('code')} = %s, "  # noqa: S608
+        f"{q('reply')} = %s, {q('sent_at')} = COALESCE(%s, {q('sent_at')}) "
+        f"WHERE {q('item_id')} = %s AND {q('address')} = %s "
+        f"AND {q('status')} NOT IN ('{RecipientStatus.CANCELLED.value}', '{RecipientStatus.BOUNCED.value}')"
+    )
+
+
+def _record_attempt_sql() -> str:
+    q = connection.ops.quote_name
+    return (
+        f"UPDATE {q(DeliveryAttempt._meta.db_table)} SET {q('finished_at')} = %s, "  # noqa: S608
+        f"{q('outcome')} = %s, {q('recipients')} = %s, {q('data_code')} = %s, "
+        f"{q('data_reply')} = %s, {q('error')} = %s WHERE {q('id')} = %s"
+    )
 
 
 @dataclass
@@ -444,6 +606,8 @@ class Courier:
         self._senders: dict[int, _OpenSender] = {}
         self._copier = SentCopier()
         self.stopping = False
+        # Messages sent before their outcomes are committed (the duplicate window).
+        self.record_every = max(1, int(settings.POSTROOM_OUTBOX_RECORD_EVERY))
         # Event types some webhook wants, read once per batch (none: no payload is built).
         self._webhook_events: set[str] = set()
 
@@ -496,9 +660,13 @@ class Courier:
         the whole batch; then each item has its SMTP transaction and its own step-4
         commit right after DATA's reply (so the duplicate window stays one message).
         """
-        items = OutboxItem.objects.select_related("account").in_bulk(
+        # Only what sending needs (anything else is read when used).
+        items = OutboxItem.objects.only(*_SENDING_FIELDS).in_bulk(
             [claim.item_id for claim in claims]
         )
+        accounts = EmailAccount.objects.in_bulk({each.account_id for each in items.values()})
+        for each in items.values():
+            each.account = accounts[each.account_id]  # one object per account, not per item
         self._webhook_events = wanted_event_types()
         blocked: dict[int, tuple[datetime, str]] = {}  # accounts that cannot send right now
         to_start: list[OutboxItem] = []
@@ -518,8 +686,11 @@ class Courier:
             # A database hiccup: nothing was marked; the leases expire and the items return.
             logger.exception("starting outbox items %s failed", [i.pk for i in to_start])
             return blocked
+        done: list[_Done] = []  # sent, not yet recorded: the duplicate window
+        since = 0.0
         for index, claim in enumerate(claims):
             if self.stopping:
+                self._flush(done)
                 rest = claims[index:]
                 self._unstart([started[c.item_id] for c in rest if c.item_id in started])
                 release(rest, self.worker_id)
@@ -540,20 +711,28 @@ class Courier:
                 begun = started.pop(item.pk, None)
                 if begun is None:
                     continue  # the lease was lost to another worker: it is theirs now
-                problem = self._send(item, claim.attempt_id, begun)
+                outcome, problem = self._send(item, claim.attempt_id, begun)
             except Exception:
                 # A bug or a database hiccup must not stop the batch; the lease
                 # expires and the item is tried again.
                 logger.exception("delivering outbox item %s failed", claim.item_id)
                 continue
+            if not done:
+                since = time.monotonic()
+            done.append(outcome)
             if problem is not None:
                 blocked[claim.account_id] = problem
+                self._flush(done)
+                self._account_backoff(item.account, *problem)
+            elif len(done) >= self.record_every or time.monotonic() - since >= RECORD_SECONDS:
+                self._flush(done)
+        self._flush(done)
         return blocked
 
     def _send(
         self, item: OutboxItem, attempt_id: int, begun: _Started
-    ) -> tuple[datetime, str] | None:
-        """Step 3 and step 4 for one item."""
+    ) -> tuple[_Done, tuple[datetime, str] | None]:
+        """Step 3 for one item: its SMTP transaction, classified (recorded later, in a batch)."""
         account = item.account
         targets, verdicts = begun.targets, dict(begun.verdicts)
         error = ""
@@ -572,9 +751,7 @@ class Courier:
                 verdicts.update({address: verdict for address in targets})
                 error = exc.detail
                 if is_account_problem(exc):
-                    until = timezone.now() + backoff(item.deferrals + 1)
-                    problem = (until, verdict.reply)
-                    self._account_backoff(account, until, verdict.reply)
+                    problem = (timezone.now() + backoff(item.deferrals + 1), verdict.reply)
             except Exception as exc:
                 self.drop_sender(account.pk)
                 logger.exception("sending outbox item %s failed", item.pk)
@@ -583,11 +760,27 @@ class Courier:
                     {address: Verdict(RecipientStatus.DEFERRED, None, reply) for address in targets}
                 )
                 error = reply
-        copy_wanted = self._record(item, attempt_id, verdicts, data_code, data_reply, error)
-        if copy_wanted:
-            item.refresh_from_db()
-            self._file_sent_copy(item)
-        return problem
+        return _Done(item, attempt_id, verdicts, data_code, data_reply, error), problem
+
+    def _flush(self, done: list[_Done]) -> None:
+        """Step 4 for the messages sent since the last flush: one commit, then Sent copies."""
+        if not done:
+            return
+        batch = list(done)
+        done.clear()
+        try:
+            copies = self._record(batch)
+        except Exception:
+            # The recipients stay "sending" under our lease; when it expires they are
+            # sent again (these messages are the documented duplicate window).
+            logger.exception("recording outbox items %s failed", [d.item.pk for d in batch])
+            return
+        for item in copies:
+            try:
+                item.refresh_from_db()
+                self._file_sent_copy(item)
+            except Exception:
+                logger.exception("Sent copy of outbox item %s failed", item.pk)
 
     def _start(self, items: list[OutboxItem]) -> dict[int, _Started]:
         """Step 2 for a batch: recipients to ``sending`` and the leases renewed, in one commit.
@@ -614,8 +807,17 @@ class Courier:
             ).order_by("item_id", "pk")
             if connection.features.has_select_for_update:
                 pending = pending.select_for_update()  # against a concurrent cancel
-            rows = list(pending)
-            suppressed = suppressed_among({row.address for row in rows})
+            rows = [
+                _Row(*values)
+                for values in pending.values_list(
+                    "pk", "item_id", "address", "status", "attempts", "last_attempt_at"
+                )
+            ]
+            suppressed = (
+                suppressed_among({row.address for row in rows})
+                if Suppression.objects.exists()  # one cheap query when the list is empty
+                else {}
+            )
             started = {pk: _Started([], {}, []) for pk in ours}
             for row in rows:
                 begun = started[row.item_id]
@@ -650,109 +852,160 @@ class Courier:
                 ).values_list("pk", flat=True)
             )
             OutboxRecipient.objects.bulk_update(
-                [row for row in rows if row.pk in still],
+                [
+                    OutboxRecipient(
+                        pk=row.pk,
+                        status=row.status,
+                        attempts=row.attempts,
+                        last_attempt_at=row.last_attempt_at,
+                    )
+                    for row in rows
+                    if row.pk in still
+                ],
                 ["status", "attempts", "last_attempt_at"],
             )
 
-    def _record(
-        self,
-        item: OutboxItem,
-        attempt_id: int,
-        verdicts: dict[str, Verdict],
-        data_code: int | None,
-        data_reply: str,
-        error: str,
-    ) -> bool:
-        """Step 4: every recipient's verdict, the attempt, the item; returns "copy to Sent now"."""
+    def _record(self, batch: list[_Done]) -> list[OutboxItem]:
+        """Step 4 for a batch, in one commit: every recipient's verdict, the attempts,
+        the items; returns the items whose copy goes to Sent now.
+
+        Statements are few whatever the batch size: one ``executemany`` for the
+        recipients and one for the attempts, one read of the items' statuses, one
+        ``UPDATE`` per group of items ending alike (retries each get their own).
+        """
         now = timezone.now()
-        expired = now >= item.expires_at
-        account = item.account
-        final: dict[str, Verdict] = {}
-        for address, verdict in verdicts.items():
-            if verdict.status == RecipientStatus.DEFERRED and expired:
-                verdict = Verdict(
-                    RecipientStatus.FAILED,
-                    verdict.code,
-                    _("Gave up after %(h)d hours of retrying. Last reply: %(r)s")
-                    % {"h": account.max_queue_age, "r": verdict.reply},
+        recipient_rows: list[tuple[Any, ...]] = []
+        attempt_rows: list[tuple[Any, ...]] = []
+        no_attempt: list[int] = []
+        finals: list[tuple[_Done, dict[str, Verdict]]] = []
+        db_now = _db_value(DeliveryAttempt, "finished_at", now)
+        for entry in batch:
+            item = entry.item
+            expired = now >= item.expires_at
+            final: dict[str, Verdict] = {}
+            for address, verdict in entry.verdicts.items():
+                if verdict.status == RecipientStatus.DEFERRED and expired:
+                    verdict = Verdict(
+                        RecipientStatus.FAILED,
+                        verdict.code,
+                        _("Gave up after %(h)d hours of retrying. Last reply: %(r)s")
+                        % {"h": item.account.max_queue_age, "r": verdict.reply},
+                    )
+                final[address] = verdict
+                recipient_rows.append(
+                    (
+                        str(verdict.status),
+                        verdict.code,
+                        verdict.reply[:5000],
+                        db_now if verdict.status == RecipientStatus.SENT else None,
+                        item.pk,
+                        address,
+                    )
                 )
-            final[address] = verdict
-        deferred = any(v.status == RecipientStatus.DEFERRED for v in final.values())
-        # Recipients with the same verdict are written by one UPDATE.
-        groups: dict[tuple[RecipientStatus, int | None, str], list[str]] = {}
-        for address, verdict in final.items():
-            key = (verdict.status, verdict.code, verdict.reply[:5000])
-            groups.setdefault(key, []).append(address)
-        with writing():
+            finals.append((entry, final))
             if not final:
                 # Nothing was left to send (cancelled meanwhile): no attempt happened.
-                DeliveryAttempt.objects.filter(pk=attempt_id).delete()
-            for (status, code, reply), addresses in groups.items():
-                fields: dict[str, object] = {"status": status, "code": code, "reply": reply}
-                if status == RecipientStatus.SENT:
-                    fields["sent_at"] = now
-                OutboxRecipient.objects.filter(item_id=item.pk, address__in=addresses).exclude(
-                    status__in=[RecipientStatus.CANCELLED, RecipientStatus.BOUNCED]
-                ).update(**fields)
-            if final:
-                DeliveryAttempt.objects.filter(pk=attempt_id).update(
-                    finished_at=now,
-                    outcome=_outcome([v.status for v in final.values()]),
-                    recipients=[
-                        {
-                            "address": address,
-                            "status": str(v.status),
-                            "code": v.code,
-                            "reply": v.reply[:2000],
-                        }
-                        for address, v in final.items()
-                    ],
-                    data_code=data_code,
-                    data_reply=data_reply[:2000],
-                    error=error[:2000],
+                no_attempt.append(entry.attempt_id)
+                continue
+            attempt_rows.append(
+                (
+                    db_now,
+                    str(_outcome([v.status for v in final.values()])),
+                    _db_value(
+                        DeliveryAttempt,
+                        "recipients",
+                        [
+                            {
+                                "address": address,
+                                "status": str(v.status),
+                                "code": v.code,
+                                "reply": v.reply[:2000],
+                            }
+                            for address, v in final.items()
+                        ],
+                    ),
+                    entry.data_code,
+                    entry.data_reply[:2000],
+                    entry.error[:2000],
+                    entry.attempt_id,
                 )
-            statuses = list(
-                OutboxRecipient.objects.filter(item_id=item.pk).values_list("status", flat=True)
             )
-            state = item_state(statuses)
-            update: dict[str, object] = {"state": state}
-            copy_now = False
-            if state in PENDING_ITEM_STATES:
-                deferrals = item.deferrals + (1 if deferred else 0)
-                retry_at = min(now + backoff(max(deferrals, 1)), item.expires_at)
-                update.update(
-                    deferrals=deferrals,
-                    next_attempt_at=retry_at,
-                    wait_reason=WaitReason.BACKOFF,
-                    wait_detail=next(
-                        (v.reply for v in final.values() if v.status == RecipientStatus.DEFERRED),
-                        "",
-                    )[:2000],
-                    lease_holder="",
-                    lease_expires_at=None,
-                )
-            else:
-                update.update(finished_at=now, wait_reason=WaitReason.NONE, wait_detail="")
-                sent_any = RecipientStatus.SENT in statuses
-                if account.copy_to_sent and sent_any and item.sent_copy == "":
-                    # Keep the lease: the copy is filed right after this commit.
-                    copy_now = True
-                    update.update(sent_copy=SentCopyState.PENDING, next_attempt_at=now)
+        copies: list[OutboxItem] = []
+        with writing(), connection.cursor() as cursor:
+            if no_attempt:
+                DeliveryAttempt.objects.filter(pk__in=no_attempt).delete()
+            if recipient_rows:
+                cursor.executemany(_record_recipient_sql(), recipient_rows)
+            if attempt_rows:
+                cursor.executemany(_record_attempt_sql(), attempt_rows)
+            statuses: dict[int, list[str]] = {}
+            ids = [entry.item.pk for entry in batch]
+            q = connection.ops.quote_name
+            cursor.execute(
+                f"SELECT {q('item_id')}, {q('status')} "  # noqa: S608
+                f"FROM {q(OutboxRecipient._meta.db_table)} "
+                f"WHERE {q('item_id')} IN ({', '.join(['%s'] * len(ids))})",
+                ids,
+            )
+            for item_id, status in cursor.fetchall():
+                statuses.setdefault(item_id, []).append(status)
+            alike: dict[tuple[tuple[str, object], ...], list[int]] = {}
+            for entry, final in finals:
+                item = entry.item
+                update = self._item_update(item, final, statuses.get(item.pk, []), now)
+                if update.get("sent_copy") == SentCopyState.PENDING:
+                    copies.append(item)
+                if update.get("wait_reason") == WaitReason.BACKOFF:
+                    OutboxItem.objects.filter(pk=item.pk).update(**update)
                 else:
-                    update.update(next_attempt_at=None, lease_holder="", lease_expires_at=None)
-            OutboxItem.objects.filter(pk=item.pk).update(**update)
-            self._emit_outcomes(item, final)
-            failed = [a for a, v in final.items() if v.status == RecipientStatus.FAILED]
-            if failed:
-                do_log_event(
-                    kind="outbox.failed",
-                    level=EventLevel.WARNING,
-                    account=account,
-                    message=_("Not delivered to %(who)s: %(reply)s")
-                    % {"who": ", ".join(failed), "reply": final[failed[0]].reply},
-                    data={"item": item.pk, "message_id": item.message_id},
-                )
-        return copy_now
+                    alike.setdefault(tuple(sorted(update.items())), []).append(item.pk)
+            for fields, ids in alike.items():
+                OutboxItem.objects.filter(pk__in=ids).update(**dict(fields))
+            for entry, final in finals:
+                item = entry.item
+                self._emit_outcomes(item, final)
+                failed = [a for a, v in final.items() if v.status == RecipientStatus.FAILED]
+                if failed:
+                    do_log_event(
+                        kind="outbox.failed",
+                        level=EventLevel.WARNING,
+                        account=item.account,
+                        message=_("Not delivered to %(who)s: %(reply)s")
+                        % {"who": ", ".join(failed), "reply": final[failed[0]].reply},
+                        data={"item": item.pk, "message_id": item.message_id},
+                    )
+        return copies
+
+    @staticmethod
+    def _item_update(
+        item: OutboxItem, final: dict[str, Verdict], statuses: list[str], now: datetime
+    ) -> dict[str, object]:
+        """The item's new fields once its recipients are recorded."""
+        state = item_state(statuses)
+        update: dict[str, object] = {"state": state}
+        if state in PENDING_ITEM_STATES:
+            deferred = any(v.status == RecipientStatus.DEFERRED for v in final.values())
+            deferrals = item.deferrals + (1 if deferred else 0)
+            update.update(
+                deferrals=deferrals,
+                next_attempt_at=min(now + backoff(max(deferrals, 1)), item.expires_at),
+                wait_reason=WaitReason.BACKOFF,
+                wait_detail=next(
+                    (v.reply for v in final.values() if v.status == RecipientStatus.DEFERRED),
+                    "",
+                )[:2000],
+                lease_holder="",
+                lease_expires_at=None,
+            )
+            return update
+        update.update(finished_at=now, wait_reason=WaitReason.NONE, wait_detail="")
+        sent_any = RecipientStatus.SENT in statuses
+        if item.account.copy_to_sent and sent_any and item.sent_copy == "":
+            # Keep the lease: the copy is filed right after this commit.
+            update.update(sent_copy=SentCopyState.PENDING, next_attempt_at=now)
+        else:
+            update.update(next_attempt_at=None, lease_holder="", lease_expires_at=None)
+        return update
 
     def _emit_outcomes(self, item: OutboxItem, final: dict[str, Verdict]) -> None:
         """message.sent / message.failed for the recipients settled in this attempt."""
