@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,8 +14,14 @@ from django.db import connection
 from postroom.outgoing.worker import Worker
 from postroom.records.actions import do_create_record, do_update_record
 from postroom.records.models import RecordType
+from postroom.webhooks.actions import do_delete_subscription
 from postroom.webhooks.delivery import Deliverer
-from postroom.webhooks.models import DeliveryState, WebhookDelivery
+from postroom.webhooks.models import (
+    DeliveryState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from tests.webhooks.conftest import Receiver, subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,3 +101,25 @@ def test_the_worker_delivers_webhooks_promptly(receiver: Receiver, superuser: Us
         runner.join(timeout=30)
     assert not runner.is_alive()
     assert WebhookDelivery.objects.get().state == DeliveryState.DELIVERED
+
+
+def test_a_webhook_deleted_while_its_delivery_is_sent(
+    receiver: Receiver, superuser: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscription, _secret = subscribe(receiver, superuser)
+
+    def delete_then_answer(request: object) -> int:
+        try:
+            do_delete_subscription(WebhookSubscription.objects.get(), actor=None)
+        finally:
+            connection.close()
+        return 200
+
+    receiver.answer = delete_then_answer
+    do_create_record(RecordType.objects.get(key="issue"), title="Hello")
+    assert Deliverer("t").deliver_due() == 1
+    assert len(receiver.requests) == 1
+    assert not WebhookSubscription.objects.filter(pk=subscription.pk).exists()
+    assert not WebhookDelivery.objects.exists()
+    assert not WebhookAttempt.objects.exists()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -314,6 +314,11 @@ def _record(
         fields.update(next_attempt_at=min(now + backoff(attempts), give_up_at))
     subscription = delivery.subscription
     with writing():
+        current = WebhookDelivery.objects.filter(pk=delivery.pk)
+        if connection.features.has_select_for_update:
+            current = current.select_for_update()  # a delete of the webhook waits for us
+        if not list(current.values_list("pk", flat=True)):
+            return state  # deleted with its webhook meanwhile: nothing to record
         WebhookAttempt.objects.create(
             delivery=delivery,
             status_code=answer.status_code,
