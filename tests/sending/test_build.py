@@ -274,11 +274,8 @@ def test_message_id_date_and_extra_headers() -> None:
             to=["bob@remote.test"],
             text="x",
             date=date,
-            extra_headers={
-                "List-Unsubscribe": url,
-                "In-Reply-To": "<parent@example.test>",
-                "X-Note": "schön",
-            },
+            extra_headers={"List-Unsubscribe": url, "X-Note": "schön"},
+            in_reply_to="<parent@example.test>",
         )
     )
     msg = parsed(built.raw)
@@ -290,6 +287,14 @@ def test_message_id_date_and_extra_headers() -> None:
     assert f"List-Unsubscribe: {url}".encode() in b" ".join(unfolded.split())
     assert msg["X-Note"] == "schön"
     assert msg["In-Reply-To"] == "<parent@example.test>"
+    # Threading headers have their own fields, checked like the Message-ID.
+    with pytest.raises(InvalidMessage) as refused:
+        build_message(
+            OutgoingMessage(
+                from_address=FROM, to=[FROM], extra_headers={"In-Reply-To": "<p@example.test>"}
+            )
+        )
+    assert refused.value.field == "extra_headers['In-Reply-To']"
     again = build_message(
         OutgoingMessage(from_address=FROM, to=[FROM], text="x", message_id="fixed.1@example.test")
     )
