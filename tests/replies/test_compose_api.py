@@ -177,3 +177,27 @@ def test_send_from_a_record_permissions(mailroom: Mailroom, issue: Record, alice
     assert bad.status_code == 422
     assert "to[0]" in bad.json()["errors"]
     assert not OutboxItem.objects.exists()
+
+
+def test_the_draft_shows_what_a_reply_starts_as(
+    mailroom: Mailroom, received: Message, issue: Record, alice: User
+) -> None:
+    client = api_client(alice)
+    response = client.get(f"/api/v1/messages/{received.pk}/reply", {"mode": "reply_all"})
+    assert response.status_code == 200, response.json()
+    draft = response.json()
+    assert draft["subject"] == "Re: Printer on fire"
+    assert draft["to"] == ["Jane Doe <jane@customer.test>"]
+    assert draft["cc"] == ["carol@customer.test"]
+    assert draft["in_reply_to"] == "m2@customer.test"
+    assert draft["references"][-1] == "m2@customer.test"
+    assert draft["account_id"] == mailroom.account.pk
+    assert draft["record_id"] == issue.pk
+    assert "> The printer is on fire." in draft["quoted"]
+    assert draft["attachments"] == []
+    forward = client.get(f"/api/v1/messages/{received.pk}/reply", {"mode": "forward"}).json()
+    assert forward["attachments"] == ["invoice.pdf"]
+    assert forward["to"] == []
+    stranger = api_client(User.objects.create_user("stranger"))
+    assert stranger.get(f"/api/v1/messages/{received.pk}/reply").status_code == 404
+    assert not OutboxItem.objects.exists()

@@ -53,7 +53,9 @@ from postroom.records.compose import (
     default_account,
     do_reply,
     do_send_from_record,
+    forwardable_attachments,
     record_of,
+    reply_draft,
 )
 from postroom.records.models import Record, RecordLink
 from postroom.records.permissions import can_write_record, records_for
@@ -91,6 +93,19 @@ class ReplyIn(Schema):
     record: int | None = Field(
         None, description="The record to answer in, when the message is on several"
     )
+
+
+class ReplyDraftOut(Schema):
+    mode: ReplyMode
+    account_id: int | None = Field(description="The account a reply would be sent from")
+    record_id: int | None = Field(description="The record the reply would join")
+    subject: str
+    to: list[str]
+    cc: list[str]
+    in_reply_to: str | None
+    references: list[str]
+    quoted: str = Field(description="The quote (or forwarded block) that goes under the text")
+    attachments: list[str] = Field(description="File names a forward carries by default")
 
 
 class RecordMessageIn(Schema):
@@ -162,6 +177,39 @@ def _queue(
         raise Conflict(str(exc)) from exc
     created = not key or item.created_at >= started
     return Status(201 if created else 200, item_dict(item))
+
+
+@router.get(
+    "/messages/{message_id}/reply",
+    response={200: ReplyDraftOut, 404: ErrorOut},
+    summary="What a reply, reply all or forward would start as (for a compose form)",
+)
+def reply_draft_view(
+    request: HttpRequest, message_id: int, mode: ReplyMode = ReplyMode.REPLY
+) -> dict[str, Any]:
+    user = current_user(request)
+    message = readable_messages(user).select_related("account").filter(pk=message_id).first()
+    if message is None:
+        raise NotFound(_("No message with this id."))
+    start = reply_draft(message, mode, user)
+    try:
+        account: EmailAccount | None = default_account(user, message.account)
+    except NoSendingAccount:
+        account = None
+    record = record_of(message)
+    files = forwardable_attachments(message) if mode is ReplyMode.FORWARD else []
+    return {
+        "mode": mode,
+        "account_id": account.pk if account else None,
+        "record_id": record.pk if record else None,
+        "subject": start.subject,
+        "to": start.to,
+        "cc": start.cc,
+        "in_reply_to": start.in_reply_to,
+        "references": list(start.references),
+        "quoted": start.quoted,
+        "attachments": [a.filename or a.content_type for a in files],
+    }
 
 
 @router.post(
