@@ -219,3 +219,13 @@ def test_encoded_headers_are_decoded_in_the_draft() -> None:
     )
     assert result.subject == "Re: Grüße"
     assert result.to == ["Jürgen Müller <jm@customer.test>"]
+
+
+def test_line_breaks_in_encoded_names_do_not_reach_the_recipients() -> None:
+    headers = {**BASE, "From": "=?utf-8?q?Jane=0D=0ABcc=3A_x?= <jane@customer.test>"}
+    result = draft(parent_of(raw_mail(headers)), ReplyMode.REPLY, own_addresses=OWN, attribution="")
+    assert result.to == ['"Jane Bcc: x" <jane@customer.test>']
+    built = build_message(
+        OutgoingMessage(from_address="support@example.test", to=result.to, subject=result.subject)
+    )
+    assert parse_headers(built.raw).to[0].email == "jane@customer.test"

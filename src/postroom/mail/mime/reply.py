@@ -259,7 +259,8 @@ def recipients(
             if key in own or key in seen:
                 continue
             seen.add(key)
-            out.append(str(address))
+            # A decoded name may hold line breaks (encoded words); a header may not.
+            out.append(str(Address(" ".join(address.name.split()), address.email)))
         return out
 
     targets = parent.reply_to or parent.from_
