@@ -272,3 +272,17 @@ def test_sending_the_same_form_twice_queues_one_message(
     third = client.post(url, {**again, "mode": "reply", "account": mailroom.account.pk})
     assert third.status_code == 302
     assert OutboxItem.objects.count() == 2
+
+
+def test_the_account_choice_lists_only_accounts_the_user_may_send_from(
+    mailroom: Mailroom, received: Message
+) -> None:
+    reader = User.objects.create_user("reader")
+    share(mailroom.account, reader, can_read=True)
+    other = make_smtp_account(mailroom.smtp, name="Other")
+    share(other, reader, can_read=True, can_send=True)
+    make_smtp_account(None, name="Unshared")
+    page = web_client(reader).get(reply_url(received))
+    choices = [value for value, _label in page.context["form"].fields["account"].choices]
+    assert choices == [other.pk]
+    assert page.context["form"].initial["account"] == other.pk

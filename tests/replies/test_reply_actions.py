@@ -219,3 +219,20 @@ def test_the_quote_and_the_forwarded_block_speak_the_senders_language(
     block = body_text(forward.message)
     assert "---------- Weitergeleitete Nachricht ----------\nVon: Jane Doe" in block
     assert "\nBetreff: AW: Printer on fire\n" in block
+
+
+def test_an_html_only_message_is_quoted_by_its_text(mailroom: Mailroom, alice: User) -> None:
+    raw = (
+        "From: jane@customer.test\r\n"
+        f"To: {mailroom.account.email}\r\n"
+        "Subject: html\r\nMessage-ID: <html@customer.test>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        "<html><body><p>Only <b>HTML</b> here.</p></body></html>\r\n"
+    ).encode()
+    message = mailroom.receive(raw)
+    do_reply(message, account=mailroom.account, actor=alice, text="ok", html="<p>ok</p>")
+    [sent] = mailroom.deliver()
+    assert "> Only HTML here." in body_text(sent.message)
+    html = sent.message.get_body(("html",))
+    assert html is not None
+    assert "<b>HTML</b>" in str(html.get_content())
