@@ -227,6 +227,19 @@ def proc_status(pid: int, key: str) -> float | None:
     return None
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a ``postroom worker`` forks sending processes)."""
+    out = [pid]
+    for current in out:
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    out.extend(int(child) for child in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
 def reap(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> tuple[int, float]:
     """Wait for ``proc``; (exit status, its peak RSS in MB).
 
@@ -680,6 +693,7 @@ def bench_postroom(
                 subprocess.Popen([binary, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
             )
         # RSS of every worker at a quarter of the drain, then its peak: "flat memory".
+        # Each process of each worker's tree (the worker forks sending processes).
         quarter_rss: dict[int, float] = {}
         pending = total
         deadline = time.monotonic() + timeout
@@ -688,7 +702,8 @@ def bench_postroom(
             pending = counter.pending()
             if not quarter_rss and pending <= total * 0.75:
                 for p in procs:
-                    quarter_rss[p.pid] = proc_status(p.pid, "VmRSS") or 0.0
+                    for pid in process_tree(p.pid):
+                        quarter_rss[pid] = proc_status(pid, "VmRSS") or 0.0
             dead = [p for p in procs if p.poll() is not None]
             if dead:
                 raise BenchError(
@@ -703,7 +718,10 @@ def bench_postroom(
                 break
         seconds = time.perf_counter() - started
         done = total - pending
-        peaks = [proc_status(p.pid, "VmHWM") or 0.0 for p in procs]
+        tree_peaks = {
+            pid: proc_status(pid, "VmHWM") or 0.0 for p in procs for pid in process_tree(p.pid)
+        }
+        peaks = list(tree_peaks.values())
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
@@ -720,7 +738,8 @@ def bench_postroom(
         flat = (
             all(
                 peak <= q * (1 + RSS_FLAT_TOLERANCE) + RSS_FLAT_SLACK_MB
-                for q, peak in zip([quarter_rss.get(p.pid, 0.0) for p in procs], peaks, strict=True)
+                for pid, peak in tree_peaks.items()
+                if (q := quarter_rss.get(pid)) is not None
             )
             if quarter_rss
             else None
@@ -741,7 +760,7 @@ def bench_postroom(
             except subprocess.CalledProcessError as exc:
                 notes.append(f"could not drop {dbname}: {exc.stderr}")
     messages_done = done // 2
-    quarter = ", ".join(f"{quarter_rss.get(p.pid, 0):.0f}" for p in procs)
+    quarter = ", ".join(f"{rss:.0f}" for rss in quarter_rss.values())
     return Result(
         f"Postroom {label}",
         messages_done,
@@ -749,7 +768,8 @@ def bench_postroom(
         max(peaks),
         note=(
             f"queued in {queue_s:.1f} s ({msgs.count / queue_s:.0f}/s), not in msgs/s; "
-            f"RSS at 1/4: {quarter} MB, peak: {', '.join(f'{p:.0f}' for p in peaks)} MB"
+            f"{len(peaks)} processes; RSS at 1/4: {quarter} MB, peak: "
+            f"{', '.join(f'{p:.0f}' for p in peaks)} MB"
         ),
         extra={"queue_s": queue_s, "flat": float(flat) if flat is not None else -1.0},
     )

@@ -509,6 +509,34 @@ def _outcome(statuses: Collection[RecipientStatus]) -> AttemptOutcome:
     return AttemptOutcome.FAILED
 
 
+# PostgreSQL: step 4 as one ``UPDATE ... FROM (VALUES ...)`` per table; the
+# columns of the rows above, in order, with their types.
+_RECIPIENT_FROM_VALUES = (
+    "UPDATE outgoing_outboxrecipient AS t SET status = v.status, code = v.code::integer, "
+    "reply = v.reply, sent_at = COALESCE(v.sent_at::timestamptz, t.sent_at) "
+    "FROM (VALUES {values}) AS v(status, code, reply, sent_at, item_id, address) "
+    "WHERE t.item_id = v.item_id::bigint AND t.address = v.address "
+    "AND t.status NOT IN ('cancelled', 'bounced')"
+)
+_ATTEMPT_FROM_VALUES = (
+    "UPDATE outgoing_deliveryattempt AS t SET finished_at = v.finished_at::timestamptz, "
+    "outcome = v.outcome, recipients = v.recipients::jsonb, data_code = v.data_code::integer, "
+    "data_reply = v.data_reply, error = v.error "
+    "FROM (VALUES {values}) AS v(finished_at, outcome, recipients, data_code, data_reply, "
+    "error, id) WHERE t.id = v.id::bigint"
+)
+
+
+def _update_from_values(cursor: Any, template: str, rows: list[tuple[Any, ...]]) -> None:
+    for chunk in range(0, len(rows), 500):
+        part = rows[chunk : chunk + 500]
+        row = "(" + ", ".join(["%s"] * len(part[0])) + ")"
+        cursor.execute(
+            template.format(values=", ".join([row] * len(part))),
+            [value for values in part for value in values],
+        )
+
+
 # -- the courier: one worker thread's sending ---------------------------------------
 
 
@@ -934,10 +962,16 @@ class Courier:
         with writing(), connection.cursor() as cursor:
             if no_attempt:
                 DeliveryAttempt.objects.filter(pk__in=no_attempt).delete()
-            if recipient_rows:
-                cursor.executemany(_record_recipient_sql(), recipient_rows)
-            if attempt_rows:
-                cursor.executemany(_record_attempt_sql(), attempt_rows)
+            if connection.vendor == "postgresql":
+                # One statement each, not one per row: PostgreSQL parses and plans
+                # every statement of an executemany.
+                _update_from_values(cursor, _RECIPIENT_FROM_VALUES, recipient_rows)
+                _update_from_values(cursor, _ATTEMPT_FROM_VALUES, attempt_rows)
+            else:
+                if recipient_rows:
+                    cursor.executemany(_record_recipient_sql(), recipient_rows)
+                if attempt_rows:
+                    cursor.executemany(_record_attempt_sql(), attempt_rows)
             statuses: dict[int, list[str]] = {}
             ids = [entry.item.pk for entry in batch]
             q = connection.ops.quote_name
