@@ -57,7 +57,7 @@ def main() -> int:
                 fmt = {".json": "speedscope", ".txt": "raw"}.get(
                     Path(args.py_spy).suffix, "flamegraph"
                 )
-                argv = [spy, "record", "--subprocesses", "-r", "200", "-f", fmt,
+                argv = [spy, "record", "--subprocesses", "--threads", "-r", "200", "-f", fmt,
                         "-o", args.py_spy, "--", *argv]  # fmt: skip
             probe = sb.ProgressProbe(postroom.db_path, args.messages)
             started = time.perf_counter()

@@ -17,7 +17,12 @@ from postroom.accounts.resolve import incoming_check
 from postroom.core.actions import do_log_event
 from postroom.core.models import EventLevel
 from postroom.incoming.engine import Progress, SyncResult, account_protocol, sync_account
-from postroom.incoming.extract import Extraction, ExtractReport, extract_messages
+from postroom.incoming.extract import (
+    Extraction,
+    ExtractReport,
+    extract_messages,
+    pending_message_ids,
+)
 from postroom.incoming.models import (
     Message,
     MessageLocation,
@@ -142,10 +147,7 @@ def do_sync_account(
                 extraction.finish()
                 # Everything still at the "stored" stage, not only this run's: a
                 # process killed after storing but before extracting left some.
-                pending = Message.objects.filter(account=account, parse_state=ParseState.HEADERS)
-                quarantined = extraction.finish(
-                    list(pending.values_list("pk", flat=True))
-                ).quarantined
+                quarantined = extraction.finish(pending_message_ids(account.pk)).quarantined
     except MailError as exc:
         _record_failure(account, status, exc, previous)
         raise

@@ -35,17 +35,26 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_temporary(root: Path, data: bytes, sha256: str | None = None) -> Path | None:
+def write_temporary(
+    root: Path, data: bytes, sha256: str | None = None, created: set[Path] | None = None
+) -> Path | None:
     """Write ``data`` next to its final name, not yet durable nor visible.
 
     Returns the temporary path, or None when the blob already exists (and so
-    is durable already).
+    is durable already). Directories it makes are added to ``created``.
     """
     sha = sha256 or digest(data)
     path = blob_file(root, sha)
     if path.exists():
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if created is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        if not path.parent.parent.is_dir():
+            path.parent.parent.mkdir(parents=True, exist_ok=True)
+            created.add(path.parent.parent)
+        path.parent.mkdir(exist_ok=True)
+        created.add(path.parent)
     tmp = path.with_name(f"{sha}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -96,9 +105,11 @@ def _flush_filesystem(root: Path) -> bool:
     return True
 
 
-def publish(root: Path, temporaries: Sequence[Path]) -> None:
+def publish(root: Path, temporaries: Sequence[Path], created: set[Path] | None = None) -> None:
     """Make temporary blob files durable, then give them their final names, durably.
 
+    ``created``: the directories :func:`write_temporary` made for them, when
+    it was told to keep track (else every parent is taken as possibly new).
     A temporary already published (a retried save) is skipped.
     """
     pending = [tmp for tmp in temporaries if tmp.exists()]
@@ -111,9 +122,11 @@ def publish(root: Path, temporaries: Sequence[Path]) -> None:
     for tmp in pending:
         os.replace(tmp, tmp.with_name(tmp.name.split(".", 1)[0]))
     if not (batched and _flush_filesystem(root)):
-        # The names, and the entries of directories a new blob may have needed.
+        # The names, and the entries of the directories new blobs needed.
         touched = {tmp.parent for tmp in pending}
-        for directory in touched | {d.parent for d in touched} | {root}:
+        if created is None:
+            created = touched | {d.parent for d in touched}
+        for directory in touched | {d.parent for d in created}:
             _fsync_path(directory, os.O_RDONLY | os.O_DIRECTORY)
 
 

@@ -41,15 +41,16 @@ def write_blobs(items: Iterable[bytes]) -> list[StoredBlob]:
     root = blob_root()
     stored: list[StoredBlob] = []
     written: dict[str, Path] = {}
+    created: set[Path] = set()
     try:
         for data in items:
             sha = digest(data)
             stored.append(StoredBlob(sha, len(data)))
             if sha not in written:
-                tmp = write_temporary(root, data, sha)
+                tmp = write_temporary(root, data, sha, created)
                 if tmp is not None:
                     written[sha] = tmp
-        publish(root, list(written.values()))
+        publish(root, list(written.values()), created)
     except BaseException:
         discard(list(written.values()))
         raise

@@ -20,7 +20,6 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from types import TracebackType
 
@@ -41,8 +40,7 @@ def _workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-@cache
-def _pool() -> Executor:
+def _new_pool() -> Executor:
     # "fork" would copy Django's open database connections into the children.
     import multiprocessing
 
@@ -238,6 +236,9 @@ class Extraction:
         self._in_flight: deque[Future[list[Outcome]]] = deque()
         self._window = IN_FLIGHT_PER_WORKER * _workers()
         self._root = str(blob_root())
+        # Its own workers, started at the first full chunk and stopped when
+        # it ends: idle workers would hold their memory for nothing.
+        self._executor: Executor | None = None
 
     def __enter__(self) -> Extraction:
         return self
@@ -252,6 +253,14 @@ class Extraction:
             future.cancel()
         self._in_flight.clear()
         self._waiting.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            self._executor = _new_pool()
+        return self._executor
 
     def submit(self, message_ids: Sequence[int]) -> None:
         """Queue ``message_ids`` and keep the workers busy; never waits, never saves."""
@@ -304,12 +313,24 @@ class Extraction:
         ):
             items = self._items(self._take(CHUNK))
             if items:
-                self._in_flight.append(_pool().submit(parse_chunk, items, self.limit, self._root))
+                self._in_flight.append(
+                    self._pool().submit(parse_chunk, items, self.limit, self._root)
+                )
 
     def _save_next(self) -> None:
         outcomes = self._in_flight.popleft().result()
         self.processed += len(outcomes)
         self.quarantined += _save_many(outcomes)
+
+
+def pending_message_ids(account_id: int) -> list[int]:
+    """Messages of the account still at the "stored" stage (not extracted yet).
+
+    Filtered by parse state in SQL and by account here: SQLite would
+    otherwise walk every message of the account on every pass.
+    """
+    rows = Message.objects.filter(parse_state=ParseState.HEADERS).values_list("pk", "account_id")
+    return [pk for pk, owner in rows if owner == account_id]
 
 
 def extract_messages(

@@ -103,10 +103,15 @@ def _assign_threads(account_id: int, messages: list[Message], subjects: dict[int
     # so a reply finds a parent that arrived earlier in the same batch.
     known: dict[str, int | Thread] = {}
     if wanted:
-        rows = Message.objects.filter(
-            account_id=account_id, message_id__in=wanted, thread_id__isnull=False
-        ).values_list("message_id", "thread_id")
-        known.update(rows)
+        # The account is checked here, not in SQL: with it there, SQLite
+        # walks the account index (every message of the account, for every
+        # batch) instead of looking the Message-IDs up in their own index.
+        rows = Message.objects.filter(message_id__in=wanted, thread_id__isnull=False).values_list(
+            "message_id", "thread_id", "account_id"
+        )
+        known.update(
+            (message_id, thread_id) for message_id, thread_id, owner in rows if owner == account_id
+        )
     new_threads: list[Thread] = []
     chosen: list[int | Thread] = []
     for index, msg in enumerate(messages):
