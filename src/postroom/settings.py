@@ -162,7 +162,8 @@ POSTROOM_LEASE_SECONDS = int(os.environ.get("POSTROOM_LEASE_SECONDS", "60"))
 # message without renewing its lease, how many it claims at once, how often
 # an idle worker looks for due mail, and its sending threads.
 POSTROOM_OUTBOX_LEASE_SECONDS = int(os.environ.get("POSTROOM_OUTBOX_LEASE_SECONDS", "300"))
-POSTROOM_OUTBOX_BATCH = int(os.environ.get("POSTROOM_OUTBOX_BATCH", "20"))
+# A claim's fixed cost (the due query, its commits) is shared by the batch.
+POSTROOM_OUTBOX_BATCH = int(os.environ.get("POSTROOM_OUTBOX_BATCH", "100"))
 POSTROOM_OUTBOX_POLL_SECONDS = float(os.environ.get("POSTROOM_OUTBOX_POLL_SECONDS", "1.0"))
 # Messages a sending thread may send before it commits their outcomes (at most
 # this many can arrive twice when the worker is killed; see outgoing/queue.py).

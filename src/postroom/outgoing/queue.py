@@ -364,10 +364,20 @@ def claim_due(
         claimed_ids = taken + copy_only
         if not claimed_ids:
             return []
-        # The conditional UPDATE: still due, lease still free (SQLite's guarantee).
-        OutboxItem.objects.filter(pk__in=claimed_ids).filter(due_filter(now)).update(
-            lease_holder=worker_id, lease_expires_at=until
-        )
+        # The conditional UPDATEs: still due, lease still free (SQLite's guarantee).
+        if taken:
+            OutboxItem.objects.filter(pk__in=taken).filter(due_filter(now)).update(
+                lease_holder=worker_id,
+                lease_expires_at=until,
+                state=ItemState.SENDING,
+                wait_reason=WaitReason.NONE,
+                wait_detail="",
+                attempt_count=F("attempt_count") + 1,
+            )
+        if copy_only:
+            OutboxItem.objects.filter(pk__in=copy_only).filter(due_filter(now)).update(
+                lease_holder=worker_id, lease_expires_at=until
+            )
         ours = dict(
             OutboxItem.objects.filter(
                 pk__in=claimed_ids, lease_holder=worker_id, lease_expires_at=until
@@ -376,12 +386,6 @@ def claim_due(
         sending = [pk for pk in taken if pk in ours]
         attempts: dict[int, int] = {}
         if sending:
-            OutboxItem.objects.filter(pk__in=sending).update(
-                state=ItemState.SENDING,
-                wait_reason=WaitReason.NONE,
-                wait_detail="",
-                attempt_count=F("attempt_count") + 1,
-            )
             # An attempt still open belongs to a worker that died during it.
             DeliveryAttempt.objects.filter(
                 item_id__in=sending, outcome=AttemptOutcome.IN_PROGRESS
