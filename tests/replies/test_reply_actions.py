@@ -236,3 +236,22 @@ def test_an_html_only_message_is_quoted_by_its_text(mailroom: Mailroom, alice: U
     html = sent.message.get_body(("html",))
     assert html is not None
     assert "<b>HTML</b>" in str(html.get_content())
+
+
+def test_answering_an_open_issue_marks_it_replied_but_forwarding_does_not(
+    mailroom: Mailroom, received: Message, issue: Record, alice: User
+) -> None:
+    do_reply(
+        received, account=mailroom.account, actor=alice, mode="forward", text="FYI", to=["x@y.test"]
+    )
+    issue.refresh_from_db()
+    assert issue.status == "Open"
+    do_reply(received, account=mailroom.account, actor=alice, mode="reply", text="On it.")
+    issue.refresh_from_db()
+    assert issue.status == "Replied"
+    # A closed record stays closed when we write to it.
+    issue.status = "Closed"
+    issue.save()
+    do_send_from_record(issue, account=mailroom.account, actor=alice, text="Closing note.")
+    issue.refresh_from_db()
+    assert issue.status == "Closed"

@@ -34,7 +34,7 @@ from postroom.mail.mime.build import AttachmentSpec, OutgoingAttachment
 from postroom.mail.mime.reply import ForwardLabels, ReplyDraft, ReplyMode, ReplyParent, draft
 from postroom.outgoing.actions import OutboxError, do_queue_message
 from postroom.outgoing.models import OutboxItem
-from postroom.records.actions import do_link_outbox_item, routing_settings
+from postroom.records.actions import do_link_outbox_item, do_update_record, routing_settings
 from postroom.records.models import Record, RecordLink
 from postroom.records.tokens import plus_address, record_message_id
 
@@ -190,7 +190,9 @@ def _queue(
     attachments: Sequence[AttachmentSpec],
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
+    answers: bool = True,
 ) -> OutboxItem:
+    """Queue and link; ``answers``: the mail answers the record's people (not a forward)."""
     message_id, reply_to = _record_headers(record, account)
     with transaction.atomic():
         item = do_queue_message(
@@ -211,7 +213,20 @@ def _queue(
         )
         if record is not None:
             do_link_outbox_item(record, item)
+            if answers:
+                _mark_replied(record, actor)
     return item
+
+
+# Answering an open record moves it to "waiting for the customer" when its
+# type has that status (the built-in Issue and Job Applicant do), as in
+# ERPNext; the customer's next mail reopens it (postroom.records.routing).
+REPLIED = "Replied"
+
+
+def _mark_replied(record: Record, actor: Actor) -> None:
+    if REPLIED in record.type.statuses and record.status == record.type.default_status:
+        do_update_record(record, actor=actor, status=REPLIED)
 
 
 def do_reply(
@@ -273,6 +288,7 @@ def do_reply(
         attachments=files,
         in_reply_to=start.in_reply_to,
         references=start.references,
+        answers=mode is not ReplyMode.FORWARD,
     )
 
 

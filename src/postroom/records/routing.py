@@ -330,7 +330,7 @@ def _message_payload(message: Message, record: Record | None) -> dict[str, objec
 
 # A customer's answer puts a record back in front of people, as ERPNext and
 # Odoo do: "Replied" (waiting for the customer) and closed states reopen.
-REOPEN_FROM = ("Replied",)
+REOPEN_FROM = ("Replied",)  # see postroom.records.compose.REPLIED
 
 
 def _link_reply(record: Record, message: Message, via: LinkVia, *, from_customer: bool) -> None:
