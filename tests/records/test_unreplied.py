@@ -301,3 +301,35 @@ def test_the_worker_reports_unreplied_threads_by_itself(
     assert received.rcpt_tos == (BOSS,)
     assert "Anyone there?" in received.message["Subject"]
     assert UnrepliedNotice.objects.count() == 1
+
+
+def test_people_among_the_addresses_get_one_mail_not_two(
+    support: EmailAccount, owner: User
+) -> None:
+    make_account("notify@example.test", owner=None, default_outgoing=True, incoming_enabled=False)
+    do_save_routing_settings(support, unreplied_after_minutes=5, unreplied_notify=[owner.email])
+    deliver(support, mail("Hello?"))
+    assert check_unreplied(now=later(6)).notified == 1
+    assert Notification.objects.get(kind="thread.unreplied").user == owner
+    mails = [
+        i
+        for i in OutboxItem.objects.all()
+        if owner.email in i.recipients.values_list("address", flat=True)
+    ]
+    assert len(mails) == 1 and mails[0].account == support
+
+
+def test_people_not_among_the_addresses_are_mailed_the_notification(
+    watched: EmailAccount, owner: User
+) -> None:
+    default = make_account(
+        "notify@example.test", owner=None, default_outgoing=True, incoming_enabled=False
+    )
+    deliver(watched, mail("Hello?"))
+    assert check_unreplied(now=later(31)).notified == 1
+    [to_owner] = [
+        i
+        for i in OutboxItem.objects.all()
+        if owner.email in i.recipients.values_list("address", flat=True)
+    ]
+    assert to_owner.account == default and "Hello?" in to_owner.subject
