@@ -255,3 +255,17 @@ def test_answering_an_open_issue_marks_it_replied_but_forwarding_does_not(
     do_send_from_record(issue, account=mailroom.account, actor=alice, text="Closing note.")
     issue.refresh_from_db()
     assert issue.status == "Closed"
+
+
+def test_a_reply_marks_the_original_answered_on_the_server(
+    mailroom: Mailroom,
+    received: Message,
+    alice: User,
+    django_capture_on_commit_callbacks,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        do_reply(received, account=mailroom.account, actor=alice, mode="reply", text="Thanks.")
+    received.refresh_from_db()
+    assert received.answered
+    [flags] = mailroom.dovecot.flags(mailroom.user.name, "INBOX").values()
+    assert "\\Answered" in flags

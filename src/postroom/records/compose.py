@@ -274,7 +274,7 @@ def do_reply(
         files = [*_original_attachments(message), *files]
     if record is None:
         record = record_of(message)
-    return _queue(
+    item = _queue(
         account,
         record,
         actor=actor,
@@ -290,6 +290,12 @@ def do_reply(
         references=start.references,
         answers=mode is not ReplyMode.FORWARD,
     )
+    if mode is not ReplyMode.FORWARD and not message.answered:
+        from postroom.records.server_actions import apply_server_actions
+
+        # B15: the original shows as answered here and in every other client.
+        transaction.on_commit(lambda: apply_server_actions(message.pk, answered=True))
+    return item
 
 
 def record_subject(record: Record) -> str:
