@@ -23,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -111,7 +112,7 @@ def _mail_text(notification: Notification) -> str:
     parts.append(
         "-- \n"
         + _("Postroom sent this automatically. All your notifications: %(url)s")
-        % {"url": absolute_url("/notifications/")}
+        % {"url": absolute_url(reverse("web:notification_list"))}
     )
     return "\n\n".join(parts) + "\n"
 
