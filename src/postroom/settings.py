@@ -184,6 +184,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # How long one side of "test connection" may take, in seconds (A5, A14).
 POSTROOM_CHECK_TIMEOUT = float(os.environ.get("POSTROOM_CHECK_TIMEOUT", "15"))
+# Where people reach this Postroom (https://postroom.example.com): links in
+# notification mail are made absolute with it; without it they are paths.
+POSTROOM_BASE_URL = os.environ.get("POSTROOM_BASE_URL", "")
 # Recipient used to probe relaying (RCPT TO without DATA) in the outgoing check.
 POSTROOM_RELAY_PROBE_RCPT = os.environ.get("POSTROOM_RELAY_PROBE_RCPT", "postmaster@example.com")
 

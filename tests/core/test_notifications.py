@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from postroom.accounts.models import EmailAccount
 from postroom.core.models import Event, Notification
 from postroom.core.notify import notify_account_people, notify_users
+from postroom.incoming.blobs import read_blob
 from postroom.outgoing.models import OutboxItem
 from postroom.outgoing.queue import deliver_due
 from tests.outgoing.conftest import make_smtp_account
@@ -87,3 +88,13 @@ def test_account_people_are_the_owner_not_every_superuser(olga: User) -> None:
     made = notify_account_people(account, kind="test", key="a", title="T")
     assert [n.user for n in made] == [olga]
     assert made[0].account == account
+
+
+def test_links_in_the_mail_are_absolute_with_a_base_url(olga: User, settings: object) -> None:
+    settings.POSTROOM_BASE_URL = "https://postroom.example.com/"  # type: ignore[attr-defined]
+    make_smtp_account(None, default_outgoing=True)
+    _notify(olga)
+    [item] = OutboxItem.objects.all()
+    raw = read_blob(item.blob_id)
+    assert b"https://postroom.example.com/x/" in raw
+    assert b"https://postroom.example.com/notifications/" in raw

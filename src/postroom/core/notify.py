@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
@@ -40,9 +39,7 @@ logger = logging.getLogger(__name__)
 
 def absolute_url(path: str) -> str:
     """``path`` under ``POSTROOM_BASE_URL`` when it is set (mail needs full links)."""
-    base = str(
-        getattr(settings, "POSTROOM_BASE_URL", "") or os.environ.get("POSTROOM_BASE_URL", "")
-    ).rstrip("/")
+    base = str(getattr(settings, "POSTROOM_BASE_URL", "") or "").rstrip("/")
     if not path or "://" in path or not base:
         return path
     return f"{base}/{path.lstrip('/')}"
