@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from postroom.accounts.models import EmailAccount
+    from postroom.outgoing.models import OutboxItem
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,34 @@ def mail_notification(notification: Notification) -> bool:
         data={"notification": notification.pk, "user": user.get_username()},
     )
     return False
+
+
+def notify_delivery_failed(item: OutboxItem, addresses: list[str], reply: str) -> None:
+    """Tell the user who queued ``item`` that it failed for good for ``addresses``.
+
+    Once per item; nothing for mail nobody queued by hand (auto-replies,
+    notifications: so a failed notification mail never notifies). Never raises:
+    the worker calls this while recording outcomes.
+    """
+    if item.created_by_id is None:
+        return
+    try:
+        with transaction.atomic():
+            user = get_user_model().objects.filter(pk=item.created_by_id, is_active=True).first()
+            if user is None:
+                return
+            notify_users(
+                [user],
+                kind="outbox.failed",
+                key=f"outbox-failed:{item.pk}",
+                title=_("Not delivered: %(subject)s") % {"subject": item.subject or "—"},
+                body=_("The receiving server refused the message for %(who)s: %(reply)s")
+                % {"who": ", ".join(addresses), "reply": reply},
+                url=reverse("web:outbox_item", args=[item.pk]),
+                account=item.account,
+            )
+    except Exception:
+        logger.exception("could not notify about the failed outbox item %s", item.pk)
 
 
 # Reading ------------------------------------------------------------------------

@@ -101,6 +101,7 @@ from django.utils.translation import gettext as _
 from postroom.accounts.models import EmailAccount
 from postroom.core.actions import do_log_event
 from postroom.core.models import EventLevel
+from postroom.core.notify import notify_delivery_failed
 from postroom.incoming.blobs import read_blob
 from postroom.mail.errors import (
     AuthError,
@@ -1012,6 +1013,8 @@ class Courier:
                         % {"who": ", ".join(failed), "reply": final[failed[0]].reply},
                         data={"item": item.pk, "message_id": item.message_id},
                     )
+                    # E3: the person who queued it hears of it (once per item).
+                    notify_delivery_failed(item, failed, final[failed[0]].reply)
         return copies
 
     @staticmethod
