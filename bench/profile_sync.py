@@ -36,6 +36,14 @@ def main() -> int:
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--py-spy", dest="py_spy", metavar="OUT", default=None)
     parser.add_argument("--sort", default="cumulative")
+    parser.add_argument(
+        "--watch",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after the sync, run `postroom watch` (under py-spy with --py-spy) and time K "
+        "APPENDed messages until their row exists",
+    )
     args = parser.parse_args()
 
     tools = sb.find_tools()
@@ -77,6 +85,8 @@ def main() -> int:
                 f"CPU user {usage.ru_utime:.2f} s, sys {usage.ru_stime:.2f} s, "
                 f"max RSS {usage.ru_maxrss / 1024:.0f} MB (load {os.getloadavg()[0]:.2f})"
             )
+            if args.watch:
+                watch(args, tools, server, postroom)
             if args.cprofile:
                 import pstats
 
@@ -85,6 +95,64 @@ def main() -> int:
         server.dovecot.stop()
         subprocess.run(["rm", "-rf", str(workdir)], check=False)
     return 0
+
+
+def watch(
+    args: argparse.Namespace, tools: sb.Tools, server: sb.Server, postroom: sb.Postroom
+) -> None:
+    """New-mail latency as the watcher sees it: APPEND -> row in the store (no web server)."""
+    import random
+    import sqlite3
+
+    argv = [tools.postroom, "watch"]
+    if args.py_spy:
+        spy = str(Path(sys.executable).parent / "py-spy")
+        out = str(Path(args.py_spy).with_suffix(".watch" + Path(args.py_spy).suffix))
+        seconds = str(int(10 + 1.5 * args.watch))  # py-spy writes its output when it ends
+        argv = [
+            spy,
+            "record",
+            "--threads",
+            "-r",
+            "500",
+            "-f",
+            "raw",
+            "-d",
+            seconds,
+            "-o",
+            out,
+            "--",
+            *argv,
+        ]
+    rng = random.Random(args.seed)
+    samples: list[float] = []
+    with sb.background("watch", argv, postroom.env, postroom.base) as proc:
+        db = sqlite3.connect(f"file:{postroom.db_path}?mode=ro", uri=True, timeout=5)
+
+        def arrived(subject: str) -> bool:
+            query = "SELECT 1 FROM incoming_message WHERE subject = ?"
+            return db.execute(query, (subject,)).fetchone() is not None
+
+        with server.dovecot.imap(sb.BENCH_USER) as imap:
+            for index in range(args.watch + 1):
+                time.sleep(rng.uniform(0.3, 1.0) if index else 0)
+                subject = f"profwatch{os.getpid()}n{index}"
+                sent = time.perf_counter()
+                imap.append("INBOX", sb.latency_message(subject, index))
+                while not arrived(subject):
+                    if proc.poll() is not None or time.perf_counter() - sent > 60:
+                        raise sb.BenchError("the watcher stopped or never stored the message")
+                    time.sleep(0.002)
+                if index:  # the first one waits for the watcher's first pass
+                    samples.append(time.perf_counter() - sent)
+        db.close()
+        if args.py_spy:
+            proc.wait(timeout=120)
+    samples.sort()
+    sb.log(
+        f"watch: {len(samples)} messages, APPEND -> stored: p50 {sb.percentile(samples, 0.5):.3f} s, "
+        f"p95 {sb.percentile(samples, 0.95):.3f} s, max {samples[-1]:.3f} s"
+    )
 
 
 if __name__ == "__main__":
