@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import translation
 
 from postroom.accounts.models import EmailAccount
 from postroom.core.models import Event, Notification
@@ -18,6 +19,13 @@ from tests.servers.smtp import SmtpServer
 from tests.web.conftest import make_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    # Some checks read English text; a language left active by another test must not matter.
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

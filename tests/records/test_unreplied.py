@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from postroom.accounts.models import EmailAccount
 from postroom.core.models import Event, Notification
@@ -30,6 +30,13 @@ from tests.web.conftest import make_account
 pytestmark = pytest.mark.django_db
 
 BOSS = "boss@example.test"
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    # Some checks read English text; a language left active by another test must not matter.
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture(autouse=True)
