@@ -313,7 +313,8 @@ class _Allowance:
 
 def _limited_accounts(account_ids: Collection[int]) -> dict[int, EmailAccount]:
     limited = (
-        EmailAccount.objects.filter(pk__in=list(account_ids))
+        EmailAccount.objects.only("pk", *(name for name, _s, _r in _WINDOWS))
+        .filter(pk__in=list(account_ids))
         .filter(
             Q(rate_limit_per_minute__isnull=False)
             | Q(rate_limit_per_hour__isnull=False)
@@ -698,9 +699,10 @@ class Courier:
     def _deliver(self, claims: list[Claimed]) -> dict[int, tuple[datetime, str]]:
         """Steps 2 to 4 for a claimed batch; returns the accounts that cannot send now.
 
-        The items and their accounts are read in one query; step 2 is one commit for
-        the whole batch; then each item has its SMTP transaction and its own step-4
-        commit right after DATA's reply (so the duplicate window stays one message).
+        The items and their accounts are read in two queries; step 2 is one commit for
+        the whole batch; then each item has its SMTP transaction, and their outcomes
+        are committed together every ``record_every`` items or ``RECORD_SECONDS`` (the
+        duplicate window of the module docstring), and at the end of the batch.
         """
         # Only what sending needs (anything else is read when used).
         items = OutboxItem.objects.only(*_SENDING_FIELDS).in_bulk(

@@ -125,7 +125,11 @@ class Worker:
 
     def run(self) -> None:
         """Send until stopped; returns after every thread (and process) has finished its message."""
-        if self.processes > 1 and threading.current_thread() is threading.main_thread():
+        if (
+            self.processes > 1
+            and threading.current_thread() is threading.main_thread()
+            and not self.stop_event.is_set()
+        ):
             self._fork_senders()
         logger.info("outgoing worker %s started with %d thread(s)", self.worker_id, self.threads)
         started = timezone.now()
@@ -153,6 +157,7 @@ class Worker:
                 try:
                     close_old_connections()
                     self._heartbeat(started)
+                    self._check_senders()
                 except Exception:
                     logger.exception("outgoing worker heartbeat failed")
                 self.stop_event.wait(interval)
@@ -180,6 +185,7 @@ class Worker:
 
     def _sending_process(self, n: int, parent: int) -> NoReturn:
         """The body of forked sending process ``n``: a worker without helpers, then exit."""
+        self._children = []  # this copy of the parent's worker signals nobody
         code = 1
         try:
             _die_with_parent(parent)
@@ -201,9 +207,31 @@ class Worker:
             logging.shutdown()
             os._exit(code)
 
+    def _check_senders(self) -> None:
+        """Say so when a sending process has died (its leases expire; the others go on)."""
+        for pid in list(self._children):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                self._children.remove(pid)
+                logger.error(
+                    "sending process %d of worker %s ended (status %d); its messages are "
+                    "sent by the others once their leases expire",
+                    pid,
+                    self.worker_id,
+                    status,
+                )
+
     def _reap_senders(self, timeout: float = 90.0) -> None:
         """Wait for the sending processes (each finishes its message); kill the late ones."""
         deadline = time.monotonic() + timeout
+        for pid in self._children:  # again: one may have started after stop()
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         for pid in self._children:
             while True:
                 try:
