@@ -113,8 +113,11 @@ def _fetch_ahead(
         return False
 
     def produce() -> None:
-        batches = session.fetch(uids, batch_size=batch_size, max_batch_bytes=max_batch_bytes)
+        batches: Generator[list[FetchedMessage], None, None] | None = None
         try:
+            # Inside the try: planning the batches talks to the server too,
+            # and an error there must reach the caller, not end the thread.
+            batches = session.fetch(uids, batch_size=batch_size, max_batch_bytes=max_batch_bytes)
             for batch in batches:
                 blobs = write_blobs(m.raw for m in batch)
                 if not put((batch, blobs)):
@@ -123,7 +126,8 @@ def _fetch_ahead(
             put(exc)
             return
         finally:
-            batches.close()  # on a stop: reads the answers still due
+            if batches is not None:
+                batches.close()  # on a stop: reads the answers still due
         put(_END)
 
     thread = threading.Thread(target=produce, name="imap-fetch", daemon=True)
