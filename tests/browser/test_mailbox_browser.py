@@ -10,25 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from postroom.incoming.actions import do_sync_account
 from postroom.incoming.models import Message, SyncState, SyncStatus
-from tests.browser import test_account_flow as flow
+from tests.browser.conftest import SCREENSHOTS, sign_in
 from tests.servers.dovecot import Dovecot, DovecotUser
 from tests.web.conftest import make_account
 from tests.web.test_mailbox_flags import dovecot_account
 from tests.web.test_mailbox_pages import html_mail, mail_with_attachments, plain_mail
 
-pytestmark = flow.pytestmark  # browser; skipped without Debian's Chromium
-
-# The browser test's fixtures, shared by name: Chromium, a page, a superuser.
-_allow_orm_next_to_playwright = flow._allow_orm_next_to_playwright
-chromium = flow.chromium
-page = flow.page
-admin = flow.admin
-SCREENSHOTS = flow.SCREENSHOTS
+pytestmark = [pytest.mark.browser]
 
 
 def test_status_table_polls_and_opening_a_message_marks_it_read(
@@ -61,7 +55,7 @@ def test_status_table_polls_and_opening_a_message_marks_it_read(
 
     page.on("console", on_console)
     base = live_server.url
-    flow.sign_in(page, base)
+    sign_in(page, base)
 
     # The status table refreshes itself while an account syncs.
     page.get_by_role("link", name="Sync status").click()
