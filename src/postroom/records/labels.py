@@ -1,6 +1,6 @@
 """Translatable names of the built-in record types and statuses.
 
-They are stored in English (data migration 0002) so an admin's own types and
+They are stored in English (``postroom.records.builtin``) so an admin's own types and
 statuses are plain text; these marks let makemessages find the built-in ones.
 """
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ItemState(models.TextChoices):
@@ -14,7 +15,7 @@ class ItemState(models.TextChoices):
     SENT = "sent", _("Sent")  # every recipient accepted
     PARTIAL = "partial", _("Partly failed")  # final: some accepted, some failed or bounced
     FAILED = "failed", _("Failed")  # final: no recipient accepted (or all bounced)
-    CANCELLED = "cancelled", _("Cancelled")
+    CANCELLED = "cancelled", pgettext_lazy("delivery state", "Cancelled")
 
 
 # States with recipients still to be attempted.
@@ -28,7 +29,7 @@ class RecipientStatus(models.TextChoices):
     DEFERRED = "deferred", _("Deferred")
     FAILED = "failed", _("Failed")
     BOUNCED = "bounced", _("Bounced")
-    CANCELLED = "cancelled", _("Cancelled")
+    CANCELLED = "cancelled", pgettext_lazy("delivery state", "Cancelled")
 
 
 # Still to be attempted: a "sending" left by a dead worker is attempted again.
