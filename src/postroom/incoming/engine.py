@@ -191,7 +191,9 @@ def sync_imap_folder(
 ) -> BatchResult:
     total = BatchResult()
     after = after_store or _NoAfterStore()
-    status = session.select(folder)
+    # The watcher's IDLE session has the folder selected already: a STATUS
+    # then saves Dovecot reopening the whole mailbox before new mail is fetched.
+    status = session.refresh_selected(folder)
     state = _folder_state(account, folder)
     stale_uidvalidity = _handle_uidvalidity(state, status)
     first_sync = state.last_uid == 0 and not state.locations.exists()
