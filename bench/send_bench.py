@@ -700,10 +700,16 @@ def bench_postroom(
         while pending > 0:
             time.sleep(POLL_SECONDS)
             pending = counter.pending()
-            if not quarter_rss and pending <= total * 0.75:
-                for p in procs:
+            if pending <= total * 0.75:
+                # Each process's RSS at the first look after a quarter of the drain at
+                # which its worker is up (it has printed its start line), so a worker or
+                # a sending process still starting is not judged on its start-up.
+                for n, p in enumerate(procs):
+                    if not (workdir / f"worker-{slug}-{n}.log").stat().st_size:
+                        continue
                     for pid in process_tree(p.pid):
-                        quarter_rss[pid] = proc_status(pid, "VmRSS") or 0.0
+                        if pid not in quarter_rss:
+                            quarter_rss[pid] = proc_status(pid, "VmRSS") or 0.0
             dead = [p for p in procs if p.poll() is not None]
             if dead:
                 raise BenchError(
