@@ -875,13 +875,19 @@ class Courier:
                 else:
                     begun.targets.append(row.address)
                     begun.rows.append(row)
-            marked = [row.pk for row in rows if row.address not in suppressed]
+            sending: dict[str, object] = {
+                "status": RecipientStatus.SENDING,
+                "attempts": F("attempts") + 1,
+                "last_attempt_at": now,
+            }
+            if not suppressed:
+                # The rows just read (locked on PostgreSQL), without listing them.
+                OutboxRecipient.objects.filter(
+                    item_id__in=ours, status__in=PENDING_RECIPIENT_STATUSES
+                ).update(**sending)
+            marked = [row.pk for row in rows if row.address not in suppressed] if suppressed else []
             for chunk in range(0, len(marked), 500):
-                OutboxRecipient.objects.filter(pk__in=marked[chunk : chunk + 500]).update(
-                    status=RecipientStatus.SENDING,
-                    attempts=F("attempts") + 1,
-                    last_attempt_at=now,
-                )
+                OutboxRecipient.objects.filter(pk__in=marked[chunk : chunk + 500]).update(**sending)
         return started
 
     def _unstart(self, begun: list[_Started]) -> None:
