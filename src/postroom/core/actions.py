@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets as pysecrets
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -68,6 +69,9 @@ def do_revoke_api_token(token: ApiToken) -> None:
         )
 
 
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
 def authenticate_token(raw: str) -> ApiToken | None:
     token = (
         ApiToken.objects.select_related("user")
@@ -75,7 +79,13 @@ def authenticate_token(raw: str) -> ApiToken | None:
         .first()
     )
     if token is not None:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        # "Last used" is for people deciding which tokens to revoke: minute
+        # precision is plenty, and a client polling the API must not turn
+        # every read into a write that competes with sync for the database.
+        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_PRECISION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
     return token
 
 
