@@ -344,3 +344,46 @@ def test_our_own_copy_of_a_reply_does_not_reopen(issues: EmailAccount) -> None:
     record.refresh_from_db()
     assert record.status == "Replied"
     assert record.links.count() == 2
+
+
+def test_with_nothing_configured_replies_and_mentions_still_find_their_record(
+    support: EmailAccount, owner: User
+) -> None:
+    """The quick path for accounts without append-to, rules, contacts or auto-reply."""
+    from postroom.records.actions import do_link_message
+
+    [first], _ = deliver(support, mail("Printer on fire"))
+    record = do_create_record(record_type("issue"), title="By hand", account=support)
+    do_link_message(record, first, LinkVia.MANUAL)
+    others = [mail(f"Unrelated {n}", sender=f"p{n}@else.example") for n in range(5)]
+    messages, report = deliver(
+        support,
+        *others,
+        mail("Re: Printer on fire", in_reply_to=f"<{first.message_id}>"),
+        mail("more", to=f"support+{record.reference}@example.test"),
+        mail(f"About [{record.reference}]"),
+    )
+    assert report.routed == 8
+    linked = [
+        m.pk for m in messages if RecordLink.objects.filter(message=m, record=record).exists()
+    ]
+    assert linked == [m.pk for m in messages[5:]]
+    assert (
+        RoutedMessage.objects.filter(message__in=messages[:5], outcome=RouteOutcome.NONE).count()
+        == 5
+    )
+
+
+def test_a_message_extracted_late_is_still_routed(issues: EmailAccount) -> None:
+    from postroom.incoming.extract import extract_messages
+    from postroom.incoming.ingest import RawMail, store_imap_batch
+    from postroom.incoming.models import FolderState
+
+    state = FolderState.objects.create(account=issues, name="Slow", uidvalidity=1)
+    store_imap_batch(state, 1, [RawMail(uid=1, raw=mail("Waits for extraction"))])
+    [late] = Message.objects.filter(subject="Waits for extraction")
+    deliver(issues, mail("Extracted at once"))  # routes, and moves the cursor on
+    assert not RoutedMessage.objects.filter(message=late).exists()
+    extract_messages([late.pk], None, parallel=False)
+    assert route_pending(issues).created == 1
+    assert RoutedMessage.objects.get(message=late).outcome == RouteOutcome.CREATED

@@ -64,6 +64,7 @@ from postroom.records.models import (
     RecordType,
     RoutedMessage,
     RouteOutcome,
+    RoutingCursor,
     RoutingSettings,
     Rule,
 )
@@ -73,7 +74,7 @@ from postroom.records.tokens import (
     reference_from_plus_address,
     references_in_subject,
 )
-from postroom.webhooks.emit import emit
+from postroom.webhooks.emit import emit, wanted_event_types
 from postroom.webhooks.models import EventType
 
 logger = logging.getLogger(__name__)
@@ -465,13 +466,112 @@ def route_message(ctx: _Context, message: Message) -> _Decision:
     return decision
 
 
-def pending_messages(account: EmailAccount) -> QuerySet[Message]:
+def pending_messages(account: EmailAccount, since_pk: int = 0) -> QuerySet[Message]:
+    """Messages of ``account`` from ``since_pk`` on that are extracted and not yet routed."""
     return (
-        Message.objects.filter(account=account)
+        Message.objects.filter(account=account, pk__gte=since_pk)
         .exclude(parse_state=ParseState.HEADERS)
         .filter(~Exists(RoutedMessage.objects.filter(message=OuterRef("pk"))))
         .order_by("date", "pk")
     )
+
+
+def _cursor(account: EmailAccount) -> int:
+    found = RoutingCursor.objects.filter(account=account).values_list("next_pk", flat=True).first()
+    return found or 0
+
+
+def _advance_cursor(account: EmailAccount, since_pk: int) -> None:
+    """After a pass: resume at the first message still waiting for extraction, or after the last."""
+    from django.db.models import Max, Min
+
+    waiting = Message.objects.filter(
+        account=account, pk__gte=since_pk, parse_state=ParseState.HEADERS
+    ).aggregate(first=Min("pk"))["first"]
+    if waiting is None:
+        top = Message.objects.filter(account=account).aggregate(last=Max("pk"))["last"]
+        waiting = (top + 1) if top is not None else since_pk
+    if waiting != since_pk:
+        RoutingCursor.objects.update_or_create(account=account, defaults={"next_pk": waiting})
+
+
+def _needs_each_message(ctx: _Context) -> bool:
+    """Whether every message must go through :func:`route_message` (something may act on it)."""
+    return bool(
+        ctx.append_to
+        or ctx.rules
+        or ctx.settings.create_contacts
+        or autoreply.auto_reply_active(ctx.settings)
+    )
+
+
+def _may_concern_a_record(
+    ctx: _Context, message: Message, fields: dict[str, list[str]], known_ids: set[str]
+) -> bool:
+    """Cheap pre-check: could reply linking or a mention find a record for this message?"""
+    for ident in _candidate_ids(message):
+        if ident in known_ids or record_from_message_id(ident) is not None:
+            return True
+    if references_in_subject(message.subject):
+        return True
+    addresses = [*(message.to or []), *(message.cc or [])]
+    for name in ("delivered-to", "x-original-to", "envelope-to"):
+        addresses.extend(fields.get(name, []))
+    return any(
+        "+" in a
+        and _base_address(a) in ctx.own_addresses
+        and reference_from_plus_address(a.lower())
+        for a in addresses
+    )
+
+
+def _route_batch_quickly(ctx: _Context, batch: list[Message], report: RouteReport) -> list[Message]:
+    """Record "nothing to do" for the messages no record can concern; returns the others.
+
+    With no append-to, rules, contact creation or auto-reply on the account,
+    only a reply or a mention can touch a record; most mail has neither, and
+    its ledger rows are written in one statement instead of one transaction each.
+    """
+    idents = {i for m in batch for i in _candidate_ids(m)}
+    known: set[str] = set()
+    if idents:
+        known.update(
+            RecordLink.objects.filter(message__message_id__in=idents).values_list(
+                "message__message_id", flat=True
+            )
+        )
+        known.update(
+            RecordLink.objects.filter(outbox_item__message_id__in=idents).values_list(
+                "outbox_item__message_id", flat=True
+            )
+        )
+    wanted = EventType.MESSAGE_RECEIVED in wanted_event_types()
+    plain: list[tuple[Message, str]] = []
+    rest: list[Message] = []
+    for message in batch:
+        fields = header_fields(read_blob(message.blob_id))
+        if _may_concern_a_record(ctx, message, fields, known):
+            rest.append(message)
+        else:
+            plain.append((message, normalise_email(message.from_email)))
+    if plain:
+        with transaction.atomic():
+            RoutedMessage.objects.bulk_create(
+                [
+                    RoutedMessage(message=m, outcome=RouteOutcome.NONE, sender=sender)
+                    for m, sender in plain
+                ]
+            )
+            if wanted:
+                for message, _sender in plain:
+                    emit(
+                        EventType.MESSAGE_RECEIVED,
+                        _message_payload(message, None),
+                        account_id=ctx.account.pk,
+                        ordering_key=f"account:{ctx.account.pk}",
+                    )
+        report.routed += len(plain)
+    return rest
 
 
 def _record_error(message: Message, exc: Exception) -> None:
@@ -497,10 +597,15 @@ def route_pending(account: EmailAccount) -> RouteReport:
     """Route every stored, extracted and not yet routed message of ``account``."""
     ctx = _context(account)
     report = RouteReport()
+    since = _cursor(account)
+    quick = not _needs_each_message(ctx)
     while True:
-        batch = list(pending_messages(account).select_related("account")[:BATCH])
+        batch = list(pending_messages(account, since).select_related("account")[:BATCH])
         if not batch:
+            _advance_cursor(account, since)
             return report
+        if quick:
+            batch = _route_batch_quickly(ctx, batch, report)
         for message in batch:
             try:
                 with transaction.atomic():
@@ -524,7 +629,15 @@ def route_pending(account: EmailAccount) -> RouteReport:
 
 def do_reroute(messages: Sequence[Message]) -> None:
     """Forget how ``messages`` were routed (errors, held ones) so the next pass routes them again."""
-    RoutedMessage.objects.filter(
-        Q(outcome=RouteOutcome.ERROR) | Q(outcome=RouteOutcome.HELD),
-        message__in=list(messages),
-    ).delete()
+    messages = list(messages)
+    with transaction.atomic():
+        RoutedMessage.objects.filter(
+            Q(outcome=RouteOutcome.ERROR) | Q(outcome=RouteOutcome.HELD),
+            message__in=messages,
+        ).delete()
+        # The next pass must look back as far as the oldest of them.
+        for account_id in {m.account_id for m in messages}:
+            first = min(m.pk for m in messages if m.account_id == account_id)
+            RoutingCursor.objects.filter(account_id=account_id, next_pk__gt=first).update(
+                next_pk=first
+            )

@@ -169,3 +169,20 @@ class UnrepliedNotice(models.Model):
 
     def __str__(self) -> str:
         return f"thread {self.thread_id}"
+
+
+class RoutingCursor(models.Model):
+    """Where routing of an account resumes: no message below ``next_pk`` waits for it.
+
+    Keeps the "anything to route?" question cheap on a mailbox of any size:
+    only messages at or above the cursor are looked at. Re-routing older
+    messages moves the cursor back (``postroom.records.routing.do_reroute``).
+    """
+
+    account = models.OneToOneField(
+        "accounts.EmailAccount", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    next_pk = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.account_id} from {self.next_pk}"
