@@ -177,3 +177,33 @@ def test_two_postroom_auto_replies_do_not_loop(dovecot: Dovecot, mailbox: Mailbo
     [routed] = RoutedMessage.objects.filter(message__account=second)
     assert (routed.outcome, routed.detail) == (RouteOutcome.LOOP, "Auto-Submitted: auto-replied")
     assert not Record.objects.filter(account=second).exists()
+
+
+def test_rule_actions_mark_read_and_move_on_the_server(dovecot: Dovecot, mailbox: Mailbox) -> None:
+    from postroom.records.actions import RuleSpec, do_save_rule
+
+    support, user, _smtp = mailbox("rules")
+    dovecot.create_folder(user.name, "Invoices")
+    do_save_rule(
+        support,
+        RuleSpec(
+            name="invoices",
+            conditions=[{"field": "subject", "op": "contains", "value": "invoice"}],
+            actions=[
+                {"action": "label", "value": "billing"},
+                {"action": "mark_read"},
+                {"action": "move_to_folder", "value": "Invoices"},
+            ],
+        ),
+    )
+    _arrive(dovecot, support, user, mail("Your invoice 42", to=support.email))
+    _arrive(dovecot, support, user, mail("Hello", to=support.email))
+    assert len(dovecot.messages(user.name, "INBOX")) == 1
+    [flags] = dovecot.flags(user.name, "Invoices").values()
+    assert "\\Seen" in flags
+    routed = RoutedMessage.objects.get(message__subject="Your invoice 42")
+    assert routed.labels == ["billing"]
+    routed.message.refresh_from_db()
+    assert routed.message.seen
+    # Moved on the server, so no longer in the ledger of INBOX; the message stays.
+    assert not routed.message.locations.filter(folder__name="INBOX").exists()
