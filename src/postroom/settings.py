@@ -167,7 +167,10 @@ POSTROOM_OUTBOX_BATCH = int(os.environ.get("POSTROOM_OUTBOX_BATCH", "100"))
 POSTROOM_OUTBOX_POLL_SECONDS = float(os.environ.get("POSTROOM_OUTBOX_POLL_SECONDS", "1.0"))
 # Messages a sending thread may send before it commits their outcomes (at most
 # this many can arrive twice when the worker is killed; see outgoing/queue.py).
-POSTROOM_OUTBOX_RECORD_EVERY = int(os.environ.get("POSTROOM_OUTBOX_RECORD_EVERY", "20"))
+# 1: a killed worker can resend only the message cut inside its own DATA
+# phase (issue 4's guarantee). Larger values commit outcomes for several
+# messages at once, faster, but a kill may resend up to that many per thread.
+POSTROOM_OUTBOX_RECORD_EVERY = int(os.environ.get("POSTROOM_OUTBOX_RECORD_EVERY", "1"))
 POSTROOM_WORKER_THREADS = int(os.environ.get("POSTROOM_WORKER_THREADS", "2"))
 # Sending processes of `postroom worker` (each with POSTROOM_WORKER_THREADS
 # threads); 0: one per CPU, at most 4.

@@ -6,7 +6,8 @@
   documented window when the worker died (its recipients were still
   ``sending``: sent, or being sent, since its thread's last outcome commit;
   see ``postroom/outgoing/queue.py``), once more per such kill, and at most
-  ``POSTROOM_OUTBOX_RECORD_EVERY`` messages per sending thread per kill;
+  ``POSTROOM_OUTBOX_RECORD_EVERY`` (default 1: the message cut inside its
+  DATA phase) messages per sending thread per kill;
   nothing is left ``sending``.
 * Two workers against one queue: every message delivered exactly once.
 

@@ -49,11 +49,12 @@ Crash safety (and the one window for duplicates)
 3. the SMTP transactions, one per item, one after the other;
 4. the outcomes — ``sent``/``deferred``/``failed`` per recipient with the
    server's reply, the attempt, the item's state, its lease released — are
-   committed for several items at once: after every
-   ``POSTROOM_OUTBOX_RECORD_EVERY`` items (default 20) a sending thread has
-   sent, after :data:`RECORD_SECONDS` (0.5 s) if that comes first, at the end
-   of the batch, and before anything else is written (an account's back-off,
-   a stop). One commit per message was most of the cost of sending.
+   committed after every ``POSTROOM_OUTBOX_RECORD_EVERY`` items a sending
+   thread has sent (default 1: after each message), after
+   :data:`RECORD_SECONDS` (0.5 s) if that comes first, at the end of the
+   batch, and before anything else is written (an account's back-off, a
+   stop). Committing for several messages at once is faster, and widens the
+   window below; the default keeps the narrowest one.
 
 Whatever the point at which a worker is killed, its recipients are either
 still ``queued``/``deferred`` or ``sending`` under a lease that will expire;
@@ -73,9 +74,10 @@ connection rather than the worker dies inside DATA
 step 4 itself fails (the batch's messages stay ``sending`` and are sent
 again once the lease expires); RFC 5321 accepts a rare duplicate over a
 lost message, and so do we. Nothing is left ``sending`` for longer than one
-lease. Setting ``POSTROOM_OUTBOX_RECORD_EVERY=1`` brings back one commit per
-message, and with it the narrowest window (the one message cut inside its
-own DATA phase).
+lease. With the default ``POSTROOM_OUTBOX_RECORD_EVERY=1`` that is the
+narrowest window: the one message cut inside its own DATA phase (or between
+its final reply and the commit right after it); a site that prefers speed
+may raise it and accept up to that many resent messages per thread and kill.
 """
 
 from __future__ import annotations
