@@ -26,6 +26,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import logging
 import socket
 import threading
 import time
@@ -40,6 +41,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from .certs import CertKind, CertSet
+
+# aiosmtpd logs every connection at INFO from its own thread, often after
+# pytest has closed the stream a test captured ("--- Logging error ---" in CI
+# logs); its warnings and errors still show.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 SmtpMode = Literal["plain", "starttls", "implicit"]
 ADDRESS = "127.0.0.1"
