@@ -472,7 +472,9 @@ def pending_messages(account: EmailAccount, since_pk: int = 0) -> QuerySet[Messa
         Message.objects.filter(account=account, pk__gte=since_pk)
         .exclude(parse_state=ParseState.HEADERS)
         .filter(~Exists(RoutedMessage.objects.filter(message=OuterRef("pk"))))
-        .order_by("date", "pk")
+        # Primary-key order walks the account's index from the cursor; sorting
+        # by date here would read every message of the account first.
+        .order_by("pk")
     )
 
 
@@ -604,6 +606,9 @@ def route_pending(account: EmailAccount) -> RouteReport:
         if not batch:
             _advance_cursor(account, since)
             return report
+        # Within a batch, oldest mail first: a reply routed before its parent
+        # would find no record yet.
+        batch.sort(key=lambda m: (m.date is None, m.date or m.created_at, m.pk))
         if quick:
             batch = _route_batch_quickly(ctx, batch, report)
         for message in batch:
