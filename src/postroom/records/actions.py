@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from postroom.accounts.models import EmailAccount
 from postroom.core.actions import do_log_event
 from postroom.incoming.models import Message
+from postroom.mail.mime.reply import address_key
 from postroom.outgoing.models import OutboxItem
 from postroom.records.models import (
     AppendTo,
@@ -60,6 +61,11 @@ def _ordering_key(record: Record) -> str:
 
 def normalise_email(address: str) -> str:
     return address.strip().lower()
+
+
+def our_addresses() -> frozenset[str]:
+    """Every account's address as :func:`address_key` compares them (lower case, no +tag)."""
+    return frozenset(address_key(e) for e in EmailAccount.objects.values_list("email", flat=True))
 
 
 # Contacts -------------------------------------------------------------------

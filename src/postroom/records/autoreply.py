@@ -22,6 +22,7 @@ from postroom.accounts.models import EmailAccount
 from postroom.core.actions import do_log_event
 from postroom.core.models import EventLevel
 from postroom.incoming.models import Message
+from postroom.mail.mime.reply import address_key
 from postroom.records.models import AutoReplyLog, Record, RoutingSettings
 from postroom.records.tokens import record_message_id
 
@@ -29,11 +30,6 @@ logger = logging.getLogger(__name__)
 
 # Mail older than this when routed is history (a first sync), not a conversation.
 RECENT = timedelta(days=1)
-
-
-def _base(address: str) -> str:
-    local, _at, domain = address.strip().lower().partition("@")
-    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 def auto_reply_active(settings: RoutingSettings, now: object = None) -> bool:
@@ -63,10 +59,10 @@ def maybe_auto_reply(
     if return_path is not None and not return_path.strip("<> "):
         return False  # null reverse path: a bounce or another automatic message
     target = (return_path or sender).strip("<> ").lower()
-    if _base(target) in own_addresses or _base(sender) in own_addresses:
+    if address_key(target) in own_addresses or address_key(sender) in own_addresses:
         return False
-    addressed = {_base(a) for a in [*(message.to or []), *(message.cc or [])]}
-    if _base(account.email) not in addressed:
+    addressed = {address_key(a) for a in [*(message.to or []), *(message.cc or [])]}
+    if address_key(account.email) not in addressed:
         return False
     when = message.date or message.created_at or now
     if when < now - RECENT or (

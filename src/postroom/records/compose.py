@@ -34,7 +34,12 @@ from postroom.mail.mime.build import AttachmentSpec, OutgoingAttachment
 from postroom.mail.mime.reply import ForwardLabels, ReplyDraft, ReplyMode, ReplyParent, draft
 from postroom.outgoing.actions import OutboxError, do_queue_message
 from postroom.outgoing.models import OutboxItem
-from postroom.records.actions import do_link_outbox_item, do_update_record, routing_settings
+from postroom.records.actions import (
+    do_link_outbox_item,
+    do_update_record,
+    our_addresses,
+    routing_settings,
+)
 from postroom.records.models import Record, RecordLink
 from postroom.records.tokens import plus_address, record_message_id
 
@@ -95,7 +100,7 @@ def record_of(message: Message) -> Record | None:
 
 def _own_addresses(actor: Actor) -> list[str]:
     """Our accounts' addresses and the sender's own: never among a reply's recipients."""
-    own = list(EmailAccount.objects.values_list("email", flat=True))
+    own = list(our_addresses())
     personal = str(getattr(actor, "email", "") or "")
     return [*own, personal] if "@" in personal else own
 

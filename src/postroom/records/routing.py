@@ -46,6 +46,7 @@ from postroom.core.models import EventLevel
 from postroom.incoming.blobs import read_blob
 from postroom.incoming.models import Message, MessageLocation, ParseState
 from postroom.mail.mime.fields import header_fields
+from postroom.mail.mime.reply import address_key
 from postroom.records import autoreply
 from postroom.records.actions import (
     do_create_record,
@@ -53,6 +54,7 @@ from postroom.records.actions import (
     do_save_contact,
     do_update_record,
     normalise_email,
+    our_addresses,
     routing_settings,
 )
 from postroom.records.models import (
@@ -126,9 +128,7 @@ def _context(account: EmailAccount) -> _Context:
         row.folder: row.record_type
         for row in AppendTo.objects.filter(account=account).select_related("record_type")
     }
-    own = frozenset(
-        normalise_email(e) for e in EmailAccount.objects.values_list("email", flat=True)
-    )
+    own = our_addresses()
     return _Context(
         account=account,
         settings=routing_settings(account),
@@ -136,11 +136,6 @@ def _context(account: EmailAccount) -> _Context:
         rules=list(Rule.objects.filter(account=account, enabled=True)),
         own_addresses=own,
     )
-
-
-def _base_address(address: str) -> str:
-    local, _at, domain = normalise_email(address).partition("@")
-    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 def automatic_reason(fields: dict[str, list[str]], sender: str) -> Automatic:
@@ -229,7 +224,7 @@ def _record_for_mention(
     mentions: list[tuple[str, LinkVia]] = []
     for address in addresses:
         reference = reference_from_plus_address(normalise_email(address))
-        if reference and _base_address(address) in ctx.own_addresses:
+        if reference and address_key(address) in ctx.own_addresses:
             mentions.append((reference, LinkVia.PLUS_ADDRESS))
     mentions.extend(
         (ref, LinkVia.SUBJECT_REFERENCE) for ref in references_in_subject(message.subject)
@@ -354,7 +349,7 @@ def _decide(
     ctx: _Context, message: Message, fields: dict[str, list[str]], sender: str, auto: Automatic
 ) -> _Decision:
     append_type = _append_type(ctx, _folder_of(message)) if ctx.append_to else None
-    own = sender in ctx.own_addresses
+    own = address_key(sender) in ctx.own_addresses
 
     reply = _record_for_reply(message)
     if reply is not None:
@@ -433,7 +428,12 @@ def route_message(ctx: _Context, message: Message) -> _Decision:
     sender = normalise_email(message.from_email)
     auto = automatic_reason(fields, sender)
     decision = _decide(ctx, message, fields, sender, auto)
-    if ctx.settings.create_contacts and sender and not auto and sender not in ctx.own_addresses:
+    if (
+        ctx.settings.create_contacts
+        and sender
+        and not auto
+        and address_key(sender) not in ctx.own_addresses
+    ):
         do_save_contact(sender, message.from_name, account=ctx.account, update_name=False)
     if decision.outcome not in (RouteOutcome.SKIPPED, RouteOutcome.HELD):
         autoreply.maybe_auto_reply(
@@ -520,9 +520,7 @@ def _may_concern_a_record(
     for name in ("delivered-to", "x-original-to", "envelope-to"):
         addresses.extend(fields.get(name, []))
     return any(
-        "+" in a
-        and _base_address(a) in ctx.own_addresses
-        and reference_from_plus_address(a.lower())
+        "+" in a and address_key(a) in ctx.own_addresses and reference_from_plus_address(a.lower())
         for a in addresses
     )
 

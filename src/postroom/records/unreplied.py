@@ -45,6 +45,7 @@ from postroom.incoming.models import Message, Thread
 from postroom.mail.mime.fields import header_fields
 from postroom.outgoing.actions import OutboxError, do_queue_message
 from postroom.outgoing.models import ItemState, OutboxItem
+from postroom.records.actions import our_addresses
 from postroom.records.models import (
     RecordLink,
     RoutedMessage,
@@ -337,7 +338,7 @@ def check_unreplied(now: datetime | None = None) -> UnrepliedReport:
     )
     if not configured:
         return report
-    own = frozenset(e.strip().lower() for e in EmailAccount.objects.values_list("email", flat=True))
+    own = our_addresses()
     headers = _OutboxHeaders()
     for settings in configured:
         if settings.unreplied_since is None:

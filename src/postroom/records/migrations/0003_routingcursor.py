@@ -5,18 +5,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_outgoing_queue_settings'),
-        ('records', '0002_routingsettings_unreplied_since'),
+        ("accounts", "0004_outgoing_queue_settings"),
+        ("records", "0002_routingsettings_unreplied_since"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RoutingCursor',
+            name="RoutingCursor",
             fields=[
-                ('account', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='accounts.emailaccount')),
-                ('next_pk', models.BigIntegerField(default=0)),
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="accounts.emailaccount",
+                    ),
+                ),
+                ("next_pk", models.BigIntegerField(default=0)),
             ],
         ),
     ]
