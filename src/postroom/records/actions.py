@@ -245,8 +245,7 @@ def do_link_message(record: Record, message: Message, via: LinkVia) -> RecordLin
         record=record, message=message, defaults={"via": via}
     )
     if created:
-        when = message.date or timezone.now()
-        Record.objects.filter(pk=record.pk).update(last_activity_at=max(when, timezone.now()))
+        Record.objects.filter(pk=record.pk).update(last_activity_at=timezone.now())
     return link
 
 

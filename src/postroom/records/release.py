@@ -35,7 +35,7 @@ def do_release_held(message: Message, *, actor: Actor = None) -> Record | None:
         if held is None:
             raise RecordError("message", _("This message is not held."))
         held.delete()
-        ctx = routing._context(message.account)
+        ctx = routing.routing_context(message.account)
         # Only this pass, in memory: the saved settings keep their limit.
         ctx.settings.loop_limit = _NO_LIMIT
         decision = routing.route_message(ctx, message)

@@ -123,7 +123,7 @@ class Automatic:
         return bool(self.reason)
 
 
-def _context(account: EmailAccount) -> _Context:
+def routing_context(account: EmailAccount) -> _Context:
     append = {
         row.folder: row.record_type
         for row in AppendTo.objects.filter(account=account).select_related("record_type")
@@ -595,7 +595,7 @@ def _record_error(message: Message, exc: Exception) -> None:
 
 def route_pending(account: EmailAccount) -> RouteReport:
     """Route every stored, extracted and not yet routed message of ``account``."""
-    ctx = _context(account)
+    ctx = routing_context(account)
     report = RouteReport()
     since = _cursor(account)
     quick = not _needs_each_message(ctx)
