@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+import json
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja.security import HttpBearer
@@ -121,3 +125,38 @@ def managed_account(user: AbstractBaseUser, account_id: int) -> EmailAccount:
     if not has_right(user, account, Right.MANAGE):
         raise Forbidden(_("You do not have the right to manage this account."))
     return account
+
+
+# -- cursor pagination (keyset on id, newest first) -------------------------------
+
+_Row = TypeVar("_Row", bound=Model)
+
+
+def encode_pk_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([pk]).encode()).decode().rstrip("=")
+
+
+def decode_pk_cursor(cursor: str) -> int:
+    """The id in ``cursor``; 422 on the ``cursor`` field when it is not one of ours."""
+    try:
+        (pk,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(pk, int) or isinstance(pk, bool):
+            raise ValueError(pk)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise InvalidInput(
+            {"cursor": [_("This cursor is not valid; start again without it.")]}
+        ) from exc
+    return pk
+
+
+def newest_first_page(
+    rows: QuerySet[_Row], cursor: str | None, limit: int
+) -> tuple[list[_Row], str | None]:
+    """One page by descending id after ``cursor``, and the cursor of the page after it."""
+    if cursor:
+        rows = rows.filter(pk__lt=decode_pk_cursor(cursor))
+    found = list(rows.order_by("-pk")[: limit + 1])
+    if len(found) > limit:
+        found = found[:limit]
+        return found, encode_pk_cursor(found[-1].pk)
+    return found, None

@@ -6,18 +6,13 @@ notifications, so another user's id answers 404 like a missing one.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema
 
-from postroom.api.common import InvalidInput, NotFound, current_user
+from postroom.api.common import NotFound, current_user, newest_first_page
 from postroom.api.schemas import ErrorOut, FieldErrorsOut
 from postroom.core.models import Notification
 from postroom.core.notify import (
@@ -76,35 +71,6 @@ def notification_dict(notification: Notification) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(notification: Notification) -> str:
-    raw = json.dumps([notification.pk]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        (pk,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(pk, int) or isinstance(pk, bool):
-            raise ValueError(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise InvalidInput(
-            {"cursor": [_("This cursor is not valid; start again without it.")]}
-        ) from exc
-    return pk
-
-
-def _page(
-    rows: QuerySet[Notification], cursor: str | None, limit: int
-) -> tuple[list[Notification], str | None]:
-    if cursor:
-        rows = rows.filter(pk__lt=_decode_cursor(cursor))
-    found = list(rows.order_by("-pk")[: limit + 1])
-    if len(found) > limit:
-        found = found[:limit]
-        return found, _encode_cursor(found[-1])
-    return found, None
-
-
 @router.get(
     "",
     response={200: NotificationPageOut, 422: FieldErrorsOut},
@@ -115,7 +81,7 @@ def list_notifications(request: HttpRequest, filters: Query[NotificationFilters]
     rows = mine
     if filters.unread is not None:
         rows = rows.filter(read_at__isnull=filters.unread)
-    found, next_cursor = _page(rows, filters.cursor, filters.limit)
+    found, next_cursor = newest_first_page(rows, filters.cursor, filters.limit)
     return {
         "items": [notification_dict(n) for n in found],
         "next_cursor": next_cursor,

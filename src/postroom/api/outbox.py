@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,6 +31,7 @@ from postroom.api.common import (
     InvalidInput,
     NotFound,
     current_user,
+    newest_first_page,
     visible_account,
 )
 from postroom.api.schemas import ErrorOut, FieldErrorsOut
@@ -189,38 +188,6 @@ def _item(user: AbstractBaseUser, item_id: int) -> OutboxItem:
     return item
 
 
-# -- cursor pagination (keyset on id, newest first) -----------------------------
-
-
-def _encode_cursor(item: OutboxItem) -> str:
-    raw = json.dumps([item.pk]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        (pk,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(pk, int) or isinstance(pk, bool):
-            raise ValueError(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise InvalidInput(
-            {"cursor": [_("This cursor is not valid; start again without it.")]}
-        ) from exc
-    return pk
-
-
-def _page(
-    items: QuerySet[OutboxItem], cursor: str | None, limit: int
-) -> tuple[list[OutboxItem], str | None]:
-    if cursor:
-        items = items.filter(pk__lt=_decode_cursor(cursor))
-    rows = list(items.order_by("-pk")[: limit + 1])
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, _encode_cursor(rows[-1])
-    return rows, None
-
-
 # -- queueing -------------------------------------------------------------------
 
 
@@ -336,7 +303,7 @@ def list_outbox(request: HttpRequest, filters: Query[OutboxFilters]) -> dict[str
     if filters.account is not None:
         accounts = accounts.filter(pk=visible_account(user, filters.account).pk)
     items = outbox_items(accounts, state=filters.state.value if filters.state else None)
-    rows, next_cursor = _page(items, filters.cursor, filters.limit)
+    rows, next_cursor = newest_first_page(items, filters.cursor, filters.limit)
     return {"items": [item_dict(i) for i in rows], "next_cursor": next_cursor}
 
 

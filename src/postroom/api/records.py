@@ -12,21 +12,25 @@ records change and new ones arrive).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, User
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
 from postroom.accounts.models import Right
 from postroom.accounts.permissions import accounts_for
-from postroom.api.common import Conflict, Forbidden, InvalidInput, NotFound, current_user
+from postroom.api.common import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    current_user,
+    newest_first_page,
+)
 from postroom.api.schemas import ErrorOut, FieldErrorsOut
 from postroom.records.actions import (
     RecordError,
@@ -200,32 +204,6 @@ def record_type_dict(record_type: RecordType) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([pk]).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        (pk,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(pk, int) or isinstance(pk, bool):
-            raise ValueError(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise InvalidInput(
-            {"cursor": [_("This cursor is not valid; start again without it.")]}
-        ) from exc
-    return pk
-
-
-def _page(rows: QuerySet[Any], cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
-    if cursor:
-        rows = rows.filter(pk__lt=_decode_cursor(cursor))
-    found = list(rows.order_by("-pk")[: limit + 1])
-    if len(found) > limit:
-        found = found[:limit]
-        return found, _encode_cursor(found[-1].pk)
-    return found, None
-
-
 def _record(user: AbstractBaseUser, record_id: int, *, write: bool = False) -> Record:
     record = (
         records_for(user)
@@ -269,7 +247,7 @@ def list_records(request: HttpRequest, filters: Query[RecordFiltersIn]) -> dict[
             q=filters.q or "",
         ),
     )
-    rows, next_cursor = _page(with_counts(records), filters.cursor, filters.limit)
+    rows, next_cursor = newest_first_page(with_counts(records), filters.cursor, filters.limit)
     return {"items": [record_dict(r) for r in rows], "next_cursor": next_cursor}
 
 
@@ -381,7 +359,7 @@ def list_contacts(request: HttpRequest, filters: Query[ContactFiltersIn]) -> dic
     contacts = contacts_for(current_user(request))
     if filters.q:
         contacts = contacts.filter(Q(email__icontains=filters.q) | Q(name__icontains=filters.q))
-    rows, next_cursor = _page(contacts, filters.cursor, filters.limit)
+    rows, next_cursor = newest_first_page(contacts, filters.cursor, filters.limit)
     return {"items": [contact_payload(c) for c in rows], "next_cursor": next_cursor}
 
 

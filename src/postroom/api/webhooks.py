@@ -10,9 +10,6 @@ The events and their payloads are described in the API description above.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +18,14 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
-from postroom.api.common import Conflict, Forbidden, InvalidInput, NotFound, current_user
+from postroom.api.common import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    current_user,
+    newest_first_page,
+)
 from postroom.api.schemas import ErrorOut, FieldErrorsOut
 from postroom.webhooks.actions import (
     WebhookError,
@@ -200,22 +204,6 @@ def delivery_dict(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([pk]).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        (pk,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(pk, int) or isinstance(pk, bool):
-            raise ValueError(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise InvalidInput(
-            {"cursor": [_("This cursor is not valid; start again without it.")]}
-        ) from exc
-    return pk
-
-
 def _valid_form(user: AbstractBaseUser, data: dict[str, Any]) -> SubscriptionForm:
     form = SubscriptionForm(data=data, user=user)
     if not form.is_valid():
@@ -345,13 +333,7 @@ def list_deliveries(
     rows = WebhookDelivery.objects.filter(subscription=subscription)
     if filters.state is not None:
         rows = rows.filter(state=filters.state.value)
-    if filters.cursor:
-        rows = rows.filter(pk__lt=_decode_cursor(filters.cursor))
-    page = list(rows.order_by("-pk")[: filters.limit + 1])
-    next_cursor = None
-    if len(page) > filters.limit:
-        page = page[: filters.limit]
-        next_cursor = _encode_cursor(page[-1].pk)
+    page, next_cursor = newest_first_page(rows, filters.cursor, filters.limit)
     return {"items": [delivery_dict(d) for d in page], "next_cursor": next_cursor}
 
 
