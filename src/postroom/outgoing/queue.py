@@ -694,10 +694,6 @@ class Courier:
             self._deliver(claims)
         return len(claims)
 
-    def _process(self, claim: Claimed) -> tuple[datetime, str] | None:
-        """Deliver one claimed item (a batch of one); returns the account's problem, if any."""
-        return self._deliver([claim]).get(claim.account_id)
-
     def _deliver(self, claims: list[Claimed]) -> dict[int, tuple[datetime, str]]:
         """Steps 2 to 4 for a claimed batch; returns the accounts that cannot send now.
 
