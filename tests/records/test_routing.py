@@ -387,3 +387,35 @@ def test_a_message_extracted_late_is_still_routed(issues: EmailAccount) -> None:
     extract_messages([late.pk], None, parallel=False)
     assert route_pending(issues).created == 1
     assert RoutedMessage.objects.get(message=late).outcome == RouteOutcome.CREATED
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_routed_mail_is_reported_to_webhooks_in_record_order(
+    support: EmailAccount, owner: User, configured: bool
+) -> None:
+    """message.received for every routed message, on the full path and the quick one."""
+    from postroom.webhooks.actions import do_create_subscription
+    from postroom.webhooks.models import WebhookDelivery
+
+    User.objects.filter(pk=owner.pk).update(is_superuser=True)
+    do_create_subscription(
+        actor=User.objects.get(pk=owner.pk),
+        name="crm",
+        url="https://crm.example/hook",
+        event_types=["message.received", "record.created"],
+    )
+    if configured:
+        do_set_append_to(support, record_type("issue"))
+    deliver(support, mail("Printer on fire"), mail("Other", sender="dan@customer.example"))
+    rows = list(WebhookDelivery.objects.order_by("pk").values_list("event_type", "ordering_key"))
+    received = [key for kind, key in rows if kind == "message.received"]
+    assert len(received) == 2
+    if configured:
+        [first, second] = Record.objects.order_by("number")
+        assert rows[:2] == [
+            ("record.created", f"record:{first.pk}"),
+            ("message.received", f"record:{first.pk}"),
+        ]
+        assert received == [f"record:{first.pk}", f"record:{second.pk}"]
+    else:
+        assert received == [f"account:{support.pk}"] * 2

@@ -110,6 +110,8 @@ class _Context:
     append_to: dict[str, RecordType]
     rules: list[Rule]
     own_addresses: frozenset[str]
+    # Read once per pass: a subscription added meanwhile hears from the next pass on.
+    wants_received: bool
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ def routing_context(account: EmailAccount) -> _Context:
         append_to=append,
         rules=list(Rule.objects.filter(account=account, enabled=True)),
         own_addresses=own,
+        wants_received=EventType.MESSAGE_RECEIVED in wanted_event_types(),
     )
 
 
@@ -454,14 +457,15 @@ def route_message(ctx: _Context, message: Message) -> _Decision:
         labels=decision.labels,
         sender=sender,
     )
-    emit(
-        EventType.MESSAGE_RECEIVED,
-        _message_payload(message, decision.record),
-        account_id=ctx.account.pk,
-        ordering_key=f"record:{decision.record.pk}"
-        if decision.record
-        else f"account:{ctx.account.pk}",
-    )
+    if ctx.wants_received:
+        emit(
+            EventType.MESSAGE_RECEIVED,
+            _message_payload(message, decision.record),
+            account_id=ctx.account.pk,
+            ordering_key=f"record:{decision.record.pk}"
+            if decision.record
+            else f"account:{ctx.account.pk}",
+        )
     _server_actions(message, decision.rules)
     return decision
 
@@ -545,7 +549,7 @@ def _route_batch_quickly(ctx: _Context, batch: list[Message], report: RouteRepor
                 "outbox_item__message_id", flat=True
             )
         )
-    wanted = EventType.MESSAGE_RECEIVED in wanted_event_types()
+    wanted = ctx.wants_received
     plain: list[tuple[Message, str]] = []
     rest: list[Message] = []
     for message in batch:
