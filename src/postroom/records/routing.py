@@ -425,9 +425,12 @@ def _server_actions(message: Message, rules: RuleOutcome | None) -> None:
     )
 
 
-def route_message(ctx: _Context, message: Message) -> _Decision:
+def route_message(
+    ctx: _Context, message: Message, fields: dict[str, list[str]] | None = None
+) -> _Decision:
     """Route one message inside the caller's transaction."""
-    fields = header_fields(read_blob(message.blob_id))
+    if fields is None:
+        fields = header_fields(read_blob(message.blob_id))
     sender = normalise_email(message.from_email)
     auto = automatic_reason(fields, sender)
     decision = _decide(ctx, message, fields, sender, auto)
@@ -529,8 +532,14 @@ def _may_concern_a_record(
     )
 
 
-def _route_batch_quickly(ctx: _Context, batch: list[Message], report: RouteReport) -> list[Message]:
-    """Record "nothing to do" for the messages no record can concern; returns the others.
+Fields = dict[str, list[str]]
+
+
+def _route_batch_quickly(
+    ctx: _Context, batch: list[Message], report: RouteReport
+) -> list[tuple[Message, Fields]]:
+    """Record "nothing to do" for the messages no record can concern; returns the others
+    with the headers already read.
 
     With no append-to, rules, contact creation or auto-reply on the account,
     only a reply or a mention can touch a record; most mail has neither, and
@@ -551,11 +560,11 @@ def _route_batch_quickly(ctx: _Context, batch: list[Message], report: RouteRepor
         )
     wanted = ctx.wants_received
     plain: list[tuple[Message, str]] = []
-    rest: list[Message] = []
+    rest: list[tuple[Message, Fields]] = []
     for message in batch:
         fields = header_fields(read_blob(message.blob_id))
         if _may_concern_a_record(ctx, message, fields, known):
-            rest.append(message)
+            rest.append((message, fields))
         else:
             plain.append((message, normalise_email(message.from_email)))
     if plain:
@@ -611,12 +620,14 @@ def route_pending(account: EmailAccount) -> RouteReport:
         # Within a batch, oldest mail first: a reply routed before its parent
         # would find no record yet.
         batch.sort(key=lambda m: (m.date is None, m.date or m.created_at, m.pk))
+        todo: list[tuple[Message, Fields | None]] = [(m, None) for m in batch]
         if quick:
-            batch = _route_batch_quickly(ctx, batch, report)
-        for message in batch:
+            # Headers read there are not read again here.
+            todo = list(_route_batch_quickly(ctx, batch, report))
+        for message, fields in todo:
             try:
                 with transaction.atomic():
-                    decision = route_message(ctx, message)
+                    decision = route_message(ctx, message, fields)
             except Exception as exc:
                 # Not swallowed: recorded on the message (ERROR, shown with the
                 # error and re-routable) and in the event log, and the others go on.
