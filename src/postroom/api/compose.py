@@ -16,8 +16,6 @@ A reply to a message on a record the caller may not change is 403.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from typing import Any
 
@@ -33,10 +31,10 @@ from postroom.api.common import Conflict, Forbidden, InvalidInput, NotFound, cur
 from postroom.api.common import visible_account as _visible_account
 from postroom.api.messages import readable_messages
 from postroom.api.outbox import (
-    IDEMPOTENCY_HEADER,
-    IDEMPOTENCY_KEY_MAX,
     AttachmentIn,
     OutboxItemOut,
+    decoded_attachments,
+    idempotency_key,
     item_dict,
 )
 from postroom.api.schemas import ErrorOut, FieldErrorsOut
@@ -44,7 +42,6 @@ from postroom.mail.mime.reply import ReplyMode
 from postroom.outgoing.actions import (
     AccountCannotSend,
     InvalidMessage,
-    OutgoingAttachment,
     RecipientsSuppressed,
 )
 from postroom.outgoing.models import OutboxItem
@@ -121,19 +118,6 @@ class RecordMessageIn(Schema):
     attachments: list[AttachmentIn] = Field(default_factory=list)
 
 
-def _decoded(attachments: list[AttachmentIn]) -> list[OutgoingAttachment]:
-    result = []
-    for index, attachment in enumerate(attachments):
-        try:
-            data = base64.b64decode(attachment.data, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidInput(
-                {f"attachments[{index}].data": [_("This is not valid base64.")]}
-            ) from exc
-        result.append(OutgoingAttachment(attachment.filename, attachment.content_type, data))
-    return result
-
-
 def _sending_account(
     user: AbstractBaseUser, account_id: int | None, preferred: EmailAccount | None
 ) -> EmailAccount:
@@ -148,20 +132,11 @@ def _sending_account(
     return account
 
 
-def _idempotency_key(request: HttpRequest) -> str:
-    key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()
-    if len(key) > IDEMPOTENCY_KEY_MAX:
-        raise InvalidInput(
-            {IDEMPOTENCY_HEADER: [_("At most %(n)d characters.") % {"n": IDEMPOTENCY_KEY_MAX}]}
-        )
-    return key
-
-
 def _queue(
     request: HttpRequest, account: EmailAccount, send: Callable[[str | None], OutboxItem]
 ) -> Status[dict[str, Any]]:
     """Run ``send`` with the request's idempotency key; 200 for a repeated key, else 201."""
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     if key:
         existing = OutboxItem.objects.filter(account=account, idempotency_key=key).first()
         if existing is not None:
@@ -237,7 +212,7 @@ def reply(request: HttpRequest, message_id: int, payload: ReplyIn) -> Status[dic
     if payload.mode is ReplyMode.FORWARD and not (payload.to or payload.cc or payload.bcc):
         raise InvalidInput({"to": [_("A forward needs at least one recipient.")]})
     account = _sending_account(user, payload.account, message.account)
-    attachments = _decoded(payload.attachments)
+    attachments = decoded_attachments(payload.attachments)
     return _queue(
         request,
         account,
@@ -278,7 +253,7 @@ def record_message(
     if payload.to is None and record.contact is None and not (payload.cc or payload.bcc):
         raise InvalidInput({"to": [_("The record has no contact; give the recipients.")]})
     account = _sending_account(user, payload.account, record.account)
-    attachments = _decoded(payload.attachments)
+    attachments = decoded_attachments(payload.attachments)
     return _queue(
         request,
         account,

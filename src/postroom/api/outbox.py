@@ -191,9 +191,10 @@ def _item(user: AbstractBaseUser, item_id: int) -> OutboxItem:
 # -- queueing -------------------------------------------------------------------
 
 
-def _attachments(payload: OutboxIn) -> list[OutgoingAttachment]:
+def decoded_attachments(attachments: list[AttachmentIn]) -> list[OutgoingAttachment]:
+    """The attachments' content decoded; 422 on the first one that is not base64."""
     result = []
-    for index, attachment in enumerate(payload.attachments):
+    for index, attachment in enumerate(attachments):
         try:
             data = base64.b64decode(attachment.data, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -202,6 +203,16 @@ def _attachments(payload: OutboxIn) -> list[OutgoingAttachment]:
             ) from exc
         result.append(OutgoingAttachment(attachment.filename, attachment.content_type, data))
     return result
+
+
+def idempotency_key(request: HttpRequest) -> str:
+    """The request's Idempotency-Key header, stripped ("" without one); 422 when too long."""
+    key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise InvalidInput(
+            {IDEMPOTENCY_HEADER: [_("At most %(n)d characters.") % {"n": IDEMPOTENCY_KEY_MAX}]}
+        )
+    return key
 
 
 def _suppressed_errors(payload: OutboxIn, exc: RecipientsSuppressed) -> dict[str, list[str]]:
@@ -250,11 +261,7 @@ def queue_message(request: HttpRequest, payload: OutboxIn) -> Status[dict[str, A
     user = current_user(request)
     account = visible_account(user, payload.account)
     _require_send(user, account)
-    key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()
-    if len(key) > IDEMPOTENCY_KEY_MAX:
-        raise InvalidInput(
-            {IDEMPOTENCY_HEADER: [_("At most %(n)d characters.") % {"n": IDEMPOTENCY_KEY_MAX}]}
-        )
+    key = idempotency_key(request)
     if key:
         existing = OutboxItem.objects.filter(account=account, idempotency_key=key).first()
         if existing is not None:
@@ -270,7 +277,7 @@ def queue_message(request: HttpRequest, payload: OutboxIn) -> Status[dict[str, A
             subject=payload.subject,
             text=payload.text,
             html=payload.html,
-            attachments=_attachments(payload),
+            attachments=decoded_attachments(payload.attachments),
             reply_to=payload.reply_to,
             extra_headers=payload.headers,
             idempotency_key=key or None,
