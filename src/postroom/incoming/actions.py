@@ -232,7 +232,7 @@ def _report_state(account: EmailAccount, previous: str, status: SyncStatus) -> N
 
 
 def _record_failure(
-    account: EmailAccount, status: SyncStatus, exc: Exception, previous: str | None = None
+    account: EmailAccount, status: SyncStatus, exc: Exception, previous: str
 ) -> None:
     if isinstance(exc, MailError):
         side = describe_mail_error(account, exc)
@@ -260,8 +260,7 @@ def _record_failure(
     # Only the fields a run owns (see do_sync_account).
     with transaction.atomic():
         status.save(update_fields=[*_RESULT_FIELDS, "credentials_fingerprint"])
-        if previous is not None:
-            _report_state(account, previous, status)
+        _report_state(account, previous, status)
     do_log_event(
         kind="sync.auth_error" if status.state == SyncState.AUTH_ERROR else "sync.failed",
         level=level,
