@@ -330,19 +330,17 @@ def sync_account(
     if protocol == IncomingProtocol.POP3:
         with Pop3SyncSession(check.endpoint, check.credentials) as pop:
             result.add(sync_pop3(pop, account, progress=progress, after_store=after_store))
-    elif session is not None:
-        for folder in check.folders or ("INBOX",):
-            result.add(
-                sync_imap_folder(
-                    session, account, folder, progress=progress, after_store=after_store
-                )
-            )
     else:
-        with ImapSyncSession(check.endpoint, check.credentials) as own:
+        # The caller's session stays open for the caller; our own one is closed here.
+        with (
+            contextlib.nullcontext(session)
+            if session is not None
+            else ImapSyncSession(check.endpoint, check.credentials)
+        ) as imap:
             for folder in check.folders or ("INBOX",):
                 result.add(
                     sync_imap_folder(
-                        own, account, folder, progress=progress, after_store=after_store
+                        imap, account, folder, progress=progress, after_store=after_store
                     )
                 )
     return SyncResult(result=result, seconds=time.monotonic() - started)
