@@ -1104,25 +1104,26 @@ class Courier:
     def _account_backoff(self, account: EmailAccount, until: datetime, detail: str) -> None:
         """Every due item of an account that cannot connect waits with it (and says why)."""
         now = timezone.now()
-        waiting = (
-            OutboxItem.objects.filter(
-                account_id=account.pk,
-                state__in=[ItemState.QUEUED, ItemState.DEFERRED],
-                next_attempt_at__lt=until,
+        with writing():
+            waiting = (
+                OutboxItem.objects.filter(
+                    account_id=account.pk,
+                    state__in=[ItemState.QUEUED, ItemState.DEFERRED],
+                    next_attempt_at__lt=until,
+                )
+                .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+                .update(
+                    next_attempt_at=until, wait_reason=WaitReason.ACCOUNT, wait_detail=detail[:2000]
+                )
             )
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(
-                next_attempt_at=until, wait_reason=WaitReason.ACCOUNT, wait_detail=detail[:2000]
+            do_log_event(
+                kind="outbox.account_error",
+                level=EventLevel.ERROR,
+                account=account,
+                message=_("Sending from %(account)s failed: %(detail)s")
+                % {"account": account.name, "detail": detail},
+                data={"waiting": waiting, "retry_at": until.isoformat()},
             )
-        )
-        do_log_event(
-            kind="outbox.account_error",
-            level=EventLevel.ERROR,
-            account=account,
-            message=_("Sending from %(account)s failed: %(detail)s")
-            % {"account": account.name, "detail": detail},
-            data={"waiting": waiting, "retry_at": until.isoformat()},
-        )
 
     def _file_sent_copy(self, item: OutboxItem) -> None:
         """C11, after delivery: APPEND to the Sent folder, then release the lease."""
