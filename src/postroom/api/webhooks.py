@@ -158,8 +158,12 @@ def _subscription(user: AbstractBaseUser, pk: int) -> WebhookSubscription:
     return found
 
 
-def subscription_dict(subscription: WebhookSubscription) -> dict[str, Any]:
-    counts = delivery_counts([subscription.pk]).get(subscription.pk, {})
+def subscription_dict(
+    subscription: WebhookSubscription, counts: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """``counts``: its deliveries by state, when a list has already counted them in one query."""
+    if counts is None:
+        counts = delivery_counts([subscription.pk]).get(subscription.pk, {})
     return {
         "id": subscription.pk,
         "name": subscription.name,
@@ -239,9 +243,9 @@ def event_types(request: HttpRequest) -> list[dict[str, str]]:
 )
 def list_subscriptions(request: HttpRequest) -> list[dict[str, Any]]:
     user = _manager(request)
-    return [
-        subscription_dict(s) for s in manageable_subscriptions(user).select_related("created_by")
-    ]
+    subscriptions = list(manageable_subscriptions(user).select_related("created_by"))
+    counts = delivery_counts([s.pk for s in subscriptions])
+    return [subscription_dict(s, counts.get(s.pk, {})) for s in subscriptions]
 
 
 @router.post(
