@@ -45,7 +45,7 @@ from postroom.outgoing.models import (
     SuppressionSource,
     WaitReason,
 )
-from postroom.outgoing.queue import Courier, deliver_due, item_state
+from postroom.outgoing.queue import Courier, deliver_due, stored_item_state
 from postroom.outgoing.senders import sender_identity
 from postroom.outgoing.suppression import suppressed_among, suppression_key
 from postroom.outgoing.verp import verp_address
@@ -296,11 +296,6 @@ def do_queue_message(
     return item
 
 
-def _recompute(item: OutboxItem) -> ItemState:
-    statuses = list(item.recipients.values_list("status", flat=True))
-    return item_state(statuses)
-
-
 def do_cancel(item: OutboxItem, actor: Actor = None) -> OutboxItem:
     """Cancel every recipient not yet handed to the server.
 
@@ -316,7 +311,7 @@ def do_cancel(item: OutboxItem, actor: Actor = None) -> OutboxItem:
             raise NothingToCancel(
                 _("Nothing to cancel: every recipient has been sent to or is being sent to.")
             )
-        state = _recompute(item)
+        state = stored_item_state(item.pk)
         update: dict[str, object] = {"state": state}
         if state not in (ItemState.SENDING, ItemState.QUEUED, ItemState.DEFERRED):
             update.update(next_attempt_at=None, finished_at=now, wait_reason=WaitReason.NONE)
@@ -362,7 +357,7 @@ def do_retry_now(item: OutboxItem, actor: Actor = None) -> OutboxItem:
         }
         if requeued:
             update.update(
-                state=_recompute(item),
+                state=stored_item_state(item.pk),
                 finished_at=None,
                 expires_at=now + timedelta(hours=item.account.max_queue_age),
             )

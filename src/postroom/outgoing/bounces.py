@@ -35,7 +35,7 @@ from postroom.outgoing.models import (
     RecipientStatus,
     SuppressionSource,
 )
-from postroom.outgoing.queue import item_state
+from postroom.outgoing.queue import stored_item_state
 from postroom.outgoing.suppression import suppression_key
 from postroom.outgoing.verp import parse_verp
 from postroom.webhooks.emit import emit
@@ -110,8 +110,7 @@ def apply_report(item: OutboxItem, report: DeliveryReport) -> int:
             if entry.hard:
                 do_suppress(row.address, reason=reason, source=SuppressionSource.BOUNCE, item=item)
         if changed:
-            statuses = item.recipients.values_list("status", flat=True)
-            OutboxItem.objects.filter(pk=item.pk).update(state=item_state(statuses))
+            OutboxItem.objects.filter(pk=item.pk).update(state=stored_item_state(item.pk))
             do_log_event(
                 kind="outbox.bounced",
                 level=EventLevel.WARNING,

@@ -237,6 +237,13 @@ def item_state(statuses: Iterable[str]) -> ItemState:
     return ItemState.FAILED
 
 
+def stored_item_state(item_id: int) -> ItemState:
+    """An item's state from its recipients' statuses as the database has them now."""
+    return item_state(
+        OutboxRecipient.objects.filter(item_id=item_id).values_list("status", flat=True)
+    )
+
+
 # -- claiming --------------------------------------------------------------------
 
 
@@ -459,11 +466,8 @@ def release(claims: Iterable[Claimed], worker_id: str) -> None:
     """Give back claimed items that were not started (a stopping worker)."""
     for claim in claims:
         with writing():
-            statuses = OutboxRecipient.objects.filter(item_id=claim.item_id).values_list(
-                "status", flat=True
-            )
             OutboxItem.objects.filter(pk=claim.item_id, lease_holder=worker_id).update(
-                lease_holder="", lease_expires_at=None, state=item_state(statuses)
+                lease_holder="", lease_expires_at=None, state=stored_item_state(claim.item_id)
             )
             if claim.attempt_id is not None:
                 DeliveryAttempt.objects.filter(
@@ -1087,11 +1091,8 @@ class Courier:
     def _wait_for_account(self, claim: Claimed, until: datetime, detail: str) -> None:
         """Give a claimed item back, to be tried when the account may send again."""
         with writing():
-            statuses = OutboxRecipient.objects.filter(item_id=claim.item_id).values_list(
-                "status", flat=True
-            )
             OutboxItem.objects.filter(pk=claim.item_id, lease_holder=self.worker_id).update(
-                state=item_state(statuses),
+                state=stored_item_state(claim.item_id),
                 lease_holder="",
                 lease_expires_at=None,
                 next_attempt_at=until,
