@@ -24,7 +24,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -49,6 +49,7 @@ from postroom.records.models import Record, RecordLink
 from postroom.records.permissions import can_write_record, records_for
 from postroom.web.views.common import AuthedRequest, account_or_404
 from postroom.web.views.mail import message_or_404
+from postroom.web.views.records import record_or_404
 
 MODE_TITLES = {
     ReplyMode.REPLY: gettext_lazy("Reply"),
@@ -248,11 +249,7 @@ def mail_reply(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def record_compose(request: AuthedRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(
-        records_for(request.user).select_related("contact", "account"), pk=pk
-    )
-    if not can_write_record(request.user, record):
-        raise PermissionDenied
+    record = record_or_404(request, pk, write=True)
     accounts = sendable_accounts(request.user)
     if request.method == "POST":
         form = ComposeForm(request.POST, accounts=accounts)
