@@ -37,6 +37,7 @@ from postroom.api.outbox import (
     idempotency_key,
     item_dict,
 )
+from postroom.api.records import visible_record
 from postroom.api.schemas import ErrorOut, FieldErrorsOut
 from postroom.mail.mime.reply import ReplyMode
 from postroom.outgoing.actions import (
@@ -245,11 +246,7 @@ def record_message(
     request: HttpRequest, record_id: int, payload: RecordMessageIn
 ) -> Status[dict[str, Any]]:
     user = current_user(request)
-    record = records_for(user).select_related("contact", "account").filter(pk=record_id).first()
-    if record is None:
-        raise NotFound(_("No record with this id."))
-    if not can_write_record(user, record):
-        raise Forbidden(_("You may not change this record."))
+    record = visible_record(user, record_id, write=True)
     if payload.to is None and record.contact is None and not (payload.cc or payload.bcc):
         raise InvalidInput({"to": [_("The record has no contact; give the recipients.")]})
     account = _sending_account(user, payload.account, record.account)

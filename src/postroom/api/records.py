@@ -204,7 +204,7 @@ def record_type_dict(record_type: RecordType) -> dict[str, Any]:
     }
 
 
-def _record(user: AbstractBaseUser, record_id: int, *, write: bool = False) -> Record:
+def visible_record(user: AbstractBaseUser, record_id: int, *, write: bool = False) -> Record:
     record = (
         records_for(user)
         .select_related("type", "owner", "contact", "account")
@@ -289,7 +289,7 @@ def create_record(request: HttpRequest, payload: RecordIn) -> Status[dict[str, A
     summary="One record with its timeline",
 )
 def get_record(request: HttpRequest, record_id: int) -> dict[str, Any]:
-    return _detail(_record(current_user(request), record_id))
+    return _detail(visible_record(current_user(request), record_id))
 
 
 @router.patch(
@@ -300,7 +300,7 @@ def get_record(request: HttpRequest, record_id: int) -> dict[str, Any]:
 )
 def patch_record(request: HttpRequest, record_id: int, payload: RecordPatchIn) -> dict[str, Any]:
     user = current_user(request)
-    record = _record(user, record_id, write=True)
+    record = visible_record(user, record_id, write=True)
     sent = payload.dict(exclude_unset=True)
     changes: dict[str, Any] = {}
     if "title" in sent:
