@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.middleware import HtmxDetails
 
 from postroom.accounts.models import EmailAccount, Right
@@ -31,3 +32,13 @@ def account_or_404(request: AuthedRequest, pk: int, right: Right | None = None) 
     if right is not None and not has_right(request.user, account, right):
         raise PermissionDenied
     return account
+
+
+def redirect_back(request: HttpRequest, fallback: str, *args: object) -> HttpResponse:
+    """To the posted ``next`` when it is on this site, else to the ``fallback`` URL name."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect(fallback, *args)

@@ -11,8 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
@@ -22,7 +21,7 @@ from postroom.core.notify import (
     do_mark_notification_read,
     notifications_of,
 )
-from postroom.web.views.common import AuthedRequest
+from postroom.web.views.common import AuthedRequest, redirect_back
 
 PER_PAGE = 50
 
@@ -42,21 +41,12 @@ def notification_list(request: AuthedRequest) -> HttpResponse:
     )
 
 
-def _back(request: AuthedRequest) -> HttpResponse:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
-    return redirect("web:notification_list")
-
-
 @login_required
 @require_POST
 def notification_read(request: AuthedRequest, pk: int) -> HttpResponse:
     notification = get_object_or_404(notifications_of(request.user), pk=pk)
     do_mark_notification_read(notification)
-    return _back(request)
+    return redirect_back(request, "web:notification_list")
 
 
 @login_required
@@ -71,4 +61,4 @@ def notification_read_all(request: AuthedRequest) -> HttpResponse:
         )
     else:
         messages.info(request, _("Nothing was unread."))
-    return _back(request)
+    return redirect_back(request, "web:notification_list")

@@ -13,7 +13,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -34,7 +33,7 @@ from postroom.outgoing.queries import (
     suppressions,
     worker_running,
 )
-from postroom.web.views.common import AuthedRequest, account_or_404
+from postroom.web.views.common import AuthedRequest, account_or_404, redirect_back
 
 PER_PAGE = 50
 
@@ -47,15 +46,6 @@ def _item_or_404(request: AuthedRequest, pk: int, right: Right | None = None) ->
     if right is not None:
         account_or_404(request, item.account_id, right)
     return item
-
-
-def _back(request: AuthedRequest, fallback: str, *args: object) -> HttpResponse:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
-    return redirect(fallback, *args)
 
 
 @login_required
@@ -114,7 +104,7 @@ def outbox_cancel(request: AuthedRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, _("Cancelled the recipients not yet sent to."))
-    return _back(request, "web:outbox_item", item.pk)
+    return redirect_back(request, "web:outbox_item", item.pk)
 
 
 @login_required
@@ -127,7 +117,7 @@ def outbox_retry(request: AuthedRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, _("The message will be sent again now."))
-    return _back(request, "web:outbox_item", item.pk)
+    return redirect_back(request, "web:outbox_item", item.pk)
 
 
 # -- the suppression list ------------------------------------------------------------

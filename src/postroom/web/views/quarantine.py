@@ -12,8 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import render
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
@@ -22,7 +21,7 @@ from postroom.accounts.permissions import accounts_for
 from postroom.incoming.actions import do_reprocess_quarantined
 from postroom.incoming.models import Message, ParseState
 from postroom.web.mailbox import NEWEST_FIRST
-from postroom.web.views.common import AuthedRequest, account_or_404
+from postroom.web.views.common import AuthedRequest, account_or_404, redirect_back
 
 PER_PAGE = 50
 
@@ -62,9 +61,4 @@ def quarantine_reprocess(request: AuthedRequest, pk: int) -> HttpResponse:
         )
         % {"n": processed, "left": remaining},
     )
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
-    return redirect("web:quarantine")
+    return redirect_back(request, "web:quarantine")
