@@ -32,7 +32,8 @@ from postroom.records.actions import (
     routing_settings,
 )
 from postroom.records.forms import RoutingSettingsForm
-from postroom.records.models import AppendTo, RecordType, RoutedMessage, RouteOutcome, Rule
+from postroom.records.models import AppendTo, RecordType, RouteOutcome, Rule
+from postroom.records.queries import held_or_failed
 from postroom.records.release import do_release_held, do_reroute_account
 from postroom.records.rules import RuleInvalid
 
@@ -305,13 +306,7 @@ class RerouteOut(Schema):
 )
 def list_held(request: HttpRequest, account_id: int) -> list[dict[str, Any]]:
     account = managed_account(current_user(request), account_id)
-    rows = (
-        RoutedMessage.objects.filter(
-            message__account=account, outcome__in=[RouteOutcome.HELD, RouteOutcome.ERROR]
-        )
-        .select_related("message")
-        .order_by("-routed_at")[:500]
-    )
+    rows = held_or_failed(account)[:500]
     return [
         {
             "message": row.message_id,

@@ -12,9 +12,10 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
+from postroom.accounts.models import EmailAccount
 from postroom.incoming.models import Message
 from postroom.outgoing.models import OutboxItem
-from postroom.records.models import Record, RecordLink, RecordType, RoutedMessage
+from postroom.records.models import Record, RecordLink, RecordType, RoutedMessage, RouteOutcome
 
 
 @dataclass(frozen=True)
@@ -155,3 +156,14 @@ def timeline_dicts(record: Record) -> list[dict[str, Any]]:
 
 def routing_of(message: Message) -> RoutedMessage | None:
     return RoutedMessage.objects.filter(message=message).select_related("record").first()
+
+
+def held_or_failed(account: EmailAccount) -> QuerySet[RoutedMessage]:
+    """Mail of ``account`` held by the loop limit or whose routing failed, newest first."""
+    return (
+        RoutedMessage.objects.filter(
+            message__account=account, outcome__in=[RouteOutcome.HELD, RouteOutcome.ERROR]
+        )
+        .select_related("message")
+        .order_by("-routed_at")
+    )

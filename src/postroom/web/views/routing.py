@@ -36,6 +36,7 @@ from postroom.records.forms import (
     add_record_error,
 )
 from postroom.records.models import AppendTo, RecordType, RoutedMessage, RouteOutcome, Rule
+from postroom.records.queries import held_or_failed
 from postroom.records.release import do_release_held, do_reroute_account
 from postroom.records.rules import RuleInvalid
 from postroom.web.views.common import AuthedRequest, account_or_404
@@ -205,13 +206,7 @@ def rule_move(request: AuthedRequest, pk: int, rule_pk: int) -> HttpResponse:
 @require_GET
 def held_list(request: AuthedRequest, pk: int) -> HttpResponse:
     account = account_or_404(request, pk, Right.MANAGE)
-    rows = (
-        RoutedMessage.objects.filter(
-            message__account=account, outcome__in=[RouteOutcome.HELD, RouteOutcome.ERROR]
-        )
-        .select_related("message")
-        .order_by("-routed_at")
-    )
+    rows = held_or_failed(account)
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
     failed = rows.filter(outcome=RouteOutcome.ERROR).exists()
     return render(
