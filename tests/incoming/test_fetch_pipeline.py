@@ -107,3 +107,14 @@ def test_a_batch_is_published_with_one_flush(blob_dir: Path, monkeypatch: Any) -
     assert len(stored) == 4 and stored[0] == stored[3]
     assert flushes == [blob_dir, blob_dir] and fsyncs == []
     assert all(blob_path(s.sha256).exists() for s in stored)
+
+
+def test_one_attachment_in_two_messages_of_a_chunk_is_published_once(blob_dir: Path) -> None:
+    # A worker writes the same temporary file for both (same process, same
+    # content), so the chunk names it twice: publishing must not fail on it.
+    first = write_temporary(blob_dir, b"shared")
+    second = write_temporary(blob_dir, b"shared")
+    assert first is not None and first == second
+    publish(blob_dir, [first, second])
+    assert blob_file(blob_dir, first.name.split(".")[0]).read_bytes() == b"shared"
+    assert not first.exists()

@@ -110,9 +110,10 @@ def publish(root: Path, temporaries: Sequence[Path], created: set[Path] | None =
 
     ``created``: the directories :func:`write_temporary` made for them, when
     it was told to keep track (else every parent is taken as possibly new).
-    A temporary already published (a retried save) is skipped.
+    A temporary already published (a retried save) is skipped, and one named
+    twice (the same attachment in two messages a worker parsed) is published once.
     """
-    pending = [tmp for tmp in temporaries if tmp.exists()]
+    pending = [tmp for tmp in dict.fromkeys(temporaries) if tmp.exists()]
     if not pending:
         return
     batched = len(pending) > FSYNC_EACH_UP_TO and _flush_filesystem(root)
