@@ -55,6 +55,26 @@ def visible_accounts(user: UserLike) -> QuerySet[EmailAccount]:
     return EmailAccount.objects.filter(q).distinct()
 
 
+def users_with_right(account: EmailAccount, right: Right) -> QuerySet[User]:
+    """Active users holding ``right`` on ``account``, by the rules of :func:`accounts_for`
+    (managing implies reading and sending; superusers hold every right), in one query."""
+    fields = [_RIGHT_FIELD[right]] if right is Right.MANAGE else [_RIGHT_FIELD[right], "can_manage"]
+    grant = Q()
+    for name in fields:
+        grant |= Q(**{name: True})
+    grants = AccountAccess.objects.filter(grant, account=account)
+    return (
+        User.objects.filter(is_active=True)
+        .filter(
+            Q(is_superuser=True)
+            | Q(pk=account.owner_id)
+            | Q(pk__in=grants.filter(user__isnull=False).values("user_id"))
+            | Q(groups__in=grants.filter(group__isnull=False).values("group_id"))
+        )
+        .distinct()
+    )
+
+
 def has_right(user: UserLike, account: EmailAccount, right: Right) -> bool:
     return accounts_for(user, right).filter(pk=account.pk).exists()
 

@@ -49,10 +49,9 @@ def absolute_url(path: str) -> str:
 def account_people(account: EmailAccount) -> list[User]:
     """The owner and everyone who may manage the account; superusers when there is nobody."""
     from postroom.accounts.models import Right
-    from postroom.accounts.permissions import has_right
+    from postroom.accounts.permissions import users_with_right
 
-    users = get_user_model().objects.filter(is_active=True)
-    people = [u for u in users if has_right(u, account, Right.MANAGE)]
+    people = list(users_with_right(account, Right.MANAGE).order_by("pk"))
     # Superusers can manage everything; they are the fallback, not the audience.
     named = [u for u in people if not u.is_superuser or u.pk == account.owner_id]
     return named or people
