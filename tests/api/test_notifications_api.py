@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from postroom.core.models import Notification
-from postroom.core.notify import notify_users
+from postroom.core.notify import do_notify_users
 from tests.api.conftest import ApiClient
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ Api = Callable[[User], ApiClient]
 
 
 def _make(user: User, key: str, title: str = "Look") -> Notification:
-    [notification] = notify_users([user], kind="test", key=key, title=title, url="/sync/")
+    [notification] = do_notify_users([user], kind="test", key=key, title=title, url="/sync/")
     return notification
 
 

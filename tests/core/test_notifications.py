@@ -10,7 +10,7 @@ from django.utils import translation
 
 from postroom.accounts.models import EmailAccount
 from postroom.core.models import Event, Notification
-from postroom.core.notify import notify_account_people, notify_users
+from postroom.core.notify import do_notify_account_people, do_notify_users
 from postroom.incoming.blobs import read_blob
 from postroom.outgoing.models import OutboxItem
 from postroom.outgoing.queue import deliver_due
@@ -34,7 +34,7 @@ def olga(db: None) -> User:
 
 
 def _notify(user: User, key: str = "k1") -> list[Notification]:
-    return notify_users(
+    return do_notify_users(
         [user], kind="test", key=key, title="Something needs you", body="Details.", url="/x/"
     )
 
@@ -93,7 +93,7 @@ def test_a_user_without_an_address_gets_the_notification_only(db: None) -> None:
 def test_account_people_are_the_owner_not_every_superuser(olga: User) -> None:
     User.objects.create_superuser("root", email="root@example.test")
     account = make_account("support@example.test", owner=olga)
-    made = notify_account_people(account, kind="test", key="a", title="T")
+    made = do_notify_account_people(account, kind="test", key="a", title="T")
     assert [n.user for n in made] == [olga]
     assert made[0].account == account
 

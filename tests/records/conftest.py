@@ -2,7 +2,7 @@
 
 ``deliver`` does what a sync pass does after fetching: blob, message and
 ledger row (``store_imap_batch``), extraction, then routing of everything
-not yet routed (``route_pending``) — no server needed for the routing rules.
+not yet routed (``do_route_pending``) — no server needed for the routing rules.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from postroom.incoming.extract import extract_messages
 from postroom.incoming.ingest import RawMail, store_imap_batch
 from postroom.incoming.models import FolderState, Message, MessageLocation
 from postroom.records.models import RecordType
-from postroom.records.routing import RouteReport, route_pending
+from postroom.records.routing import RouteReport, do_route_pending
 from tests.web.conftest import domain, make_account
 
 UIDVALIDITY = 777
@@ -79,7 +79,7 @@ def deliver(
     account: EmailAccount, *raws: bytes, folder: str = "INBOX"
 ) -> tuple[list[Message], RouteReport]:
     messages = store(account, *raws, folder=folder)
-    return messages, route_pending(account)
+    return messages, do_route_pending(account)
 
 
 def record_type(key: str) -> RecordType:

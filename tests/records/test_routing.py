@@ -27,7 +27,7 @@ from postroom.records.models import (
     RoutedMessage,
     RouteOutcome,
 )
-from postroom.records.routing import route_pending
+from postroom.records.routing import do_route_pending
 from postroom.records.tokens import record_message_id
 from tests.records.conftest import deliver, mail, record_type, store
 from tests.web.conftest import make_account
@@ -65,7 +65,7 @@ def test_append_to_creates_an_issue_with_the_sender_as_contact(
 
 def test_routing_is_once_per_message(issues: EmailAccount) -> None:
     deliver(issues, mail())
-    assert route_pending(issues).routed == 0
+    assert do_route_pending(issues).routed == 0
     assert Record.objects.count() == 1 and RecordLink.objects.count() == 1
 
 
@@ -288,7 +288,7 @@ def test_a_failure_while_routing_saves_nothing_half_and_is_shown(
     # After the fix, re-routing creates the record once.
     monkeypatch.undo()
     routing.do_reroute([message])
-    assert route_pending(issues).created == 1 and Record.objects.count() == 1
+    assert do_route_pending(issues).created == 1 and Record.objects.count() == 1
 
 
 def test_messages_still_waiting_for_extraction_are_not_routed_yet(issues: EmailAccount) -> None:
@@ -297,7 +297,7 @@ def test_messages_still_waiting_for_extraction_are_not_routed_yet(issues: EmailA
 
     state = FolderState.objects.create(account=issues, name="INBOX", uidvalidity=1)
     store_imap_batch(state, 1, [RawMail(uid=1, raw=mail())])
-    assert route_pending(issues).routed == 0
+    assert do_route_pending(issues).routed == 0
     [message] = Message.objects.all()
     assert not RoutedMessage.objects.filter(message=message).exists()
 
@@ -308,7 +308,7 @@ def test_old_mail_routes_in_date_order(issues: EmailAccount) -> None:
     newer = mail("Newer", date=recent(1))
     older = mail("Older", date=recent(60) - timedelta(days=1))
     store(issues, newer, older)
-    route_pending(issues)
+    do_route_pending(issues)
     assert list(Record.objects.order_by("number").values_list("title", flat=True)) == [
         "Older",
         "Newer",
@@ -385,7 +385,7 @@ def test_a_message_extracted_late_is_still_routed(issues: EmailAccount) -> None:
     deliver(issues, mail("Extracted at once"))  # routes, and moves the cursor on
     assert not RoutedMessage.objects.filter(message=late).exists()
     extract_messages([late.pk], None, parallel=False)
-    assert route_pending(issues).created == 1
+    assert do_route_pending(issues).created == 1
     assert RoutedMessage.objects.get(message=late).outcome == RouteOutcome.CREATED
 
 

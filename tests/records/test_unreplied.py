@@ -22,7 +22,7 @@ from postroom.outgoing.worker import Worker
 from postroom.records import unreplied
 from postroom.records.actions import do_save_routing_settings, routing_settings
 from postroom.records.models import UnrepliedNotice
-from postroom.records.unreplied import check_unreplied
+from postroom.records.unreplied import do_check_unreplied
 from tests.records.conftest import deliver, mail, store
 from tests.servers.smtp import SmtpServer
 from tests.web.conftest import make_account
@@ -82,10 +82,10 @@ def test_an_unreplied_thread_is_reported_once_after_n_minutes(
 ) -> None:
     [message], _ = deliver(watched, mail("Printer on fire"))
 
-    assert check_unreplied(now=later(10)).notified == 0  # not yet 30 minutes
+    assert do_check_unreplied(now=later(10)).notified == 0  # not yet 30 minutes
     assert not UnrepliedNotice.objects.exists()
 
-    report = check_unreplied(now=later(31))
+    report = do_check_unreplied(now=later(31))
     assert report.notified == 1 and report.thread_ids == [message.thread_id]
     assert UnrepliedNotice.objects.filter(thread_id=message.thread_id).exists()
     [item] = _notice_items()
@@ -99,7 +99,7 @@ def test_an_unreplied_thread_is_reported_once_after_n_minutes(
 
     # Once per thread, whatever the memory of the worker says.
     unreplied._settled.clear()
-    assert check_unreplied(now=later(90)).notified == 0
+    assert do_check_unreplied(now=later(90)).notified == 0
     assert len(_notice_items()) == 1
     assert Notification.objects.filter(kind="thread.unreplied").count() == 1
 
@@ -115,7 +115,7 @@ def test_no_notice_when_we_replied_through_the_outbox(watched: EmailAccount) -> 
         in_reply_to=message.message_id,
         references=[message.message_id],
     )
-    assert check_unreplied(now=later(31)).notified == 0
+    assert do_check_unreplied(now=later(31)).notified == 0
     assert not UnrepliedNotice.objects.exists() and not _notice_items()
 
 
@@ -130,7 +130,7 @@ def test_an_auto_reply_is_not_an_answer(watched: EmailAccount) -> None:
         in_reply_to=message.message_id,
         extra_headers={"Auto-Submitted": "auto-replied"},
     )
-    assert check_unreplied(now=later(31)).notified == 1
+    assert do_check_unreplied(now=later(31)).notified == 1
 
 
 def test_mail_to_the_sender_that_is_not_a_reply_does_not_count(watched: EmailAccount) -> None:
@@ -138,7 +138,7 @@ def test_mail_to_the_sender_that_is_not_a_reply_does_not_count(watched: EmailAcc
     do_queue_message(
         watched, actor=None, to=["carol@customer.example"], subject="Newsletter", text="x\n"
     )
-    assert check_unreplied(now=later(31)).notified == 1
+    assert do_check_unreplied(now=later(31)).notified == 1
 
 
 def test_no_notice_when_our_reply_is_in_the_thread(watched: EmailAccount) -> None:
@@ -155,7 +155,7 @@ def test_no_notice_when_our_reply_is_in_the_thread(watched: EmailAccount) -> Non
         folder="Sent",
     )
     assert Message.objects.filter(thread_id=message.thread_id).count() == 2
-    assert check_unreplied(now=later(31)).notified == 0
+    assert do_check_unreplied(now=later(31)).notified == 0
 
 
 def test_a_follow_up_after_our_reply_is_unreplied_again(watched: EmailAccount) -> None:
@@ -170,25 +170,25 @@ def test_a_follow_up_after_our_reply_is_unreplied_again(watched: EmailAccount) -
         ),
         folder="Sent",
     )
-    assert check_unreplied(now=later(31)).notified == 0
+    assert do_check_unreplied(now=later(31)).notified == 0
     [ours] = Message.objects.filter(from_email="support@example.test")
     deliver(
         watched,
         mail("Re: Re: Where is my order?", in_reply_to=f"<{ours.message_id}>", date=later(5)),
     )
-    assert check_unreplied(now=later(20)).notified == 0
-    assert check_unreplied(now=later(36)).notified == 1
+    assert do_check_unreplied(now=later(20)).notified == 0
+    assert do_check_unreplied(now=later(36)).notified == 1
 
 
 def test_a_message_flagged_answered_needs_no_notice(watched: EmailAccount) -> None:
     [message], _ = deliver(watched, mail("Where is my order?"))
     Message.objects.filter(pk=message.pk).update(answered=True)
-    assert check_unreplied(now=later(31)).notified == 0
+    assert do_check_unreplied(now=later(31)).notified == 0
 
 
 def test_automatic_mail_needs_no_answer(watched: EmailAccount) -> None:
     deliver(watched, mail("Delivery report", headers={"Auto-Submitted": "auto-generated"}))
-    assert check_unreplied(now=later(31)).notified == 0
+    assert do_check_unreplied(now=later(31)).notified == 0
 
 
 def test_old_mail_never_triggers_notices(support: EmailAccount) -> None:
@@ -198,13 +198,13 @@ def test_old_mail_never_triggers_notices(support: EmailAccount) -> None:
     # ...and a first sync of old mail after it: neither is reported.
     old = timezone.now() - timedelta(days=2)
     deliver(support, *[mail(f"Old {n}", date=old + timedelta(minutes=n)) for n in range(5)])
-    assert check_unreplied(now=later(31)).notified == 0
+    assert do_check_unreplied(now=later(31)).notified == 0
     # Mail older than a week is never reported, even when the setting is older.
     settings = routing_settings(support)
     settings.unreplied_since = timezone.now() - timedelta(days=30)
     settings.save()
     unreplied._settled.clear()
-    assert check_unreplied(now=later(8 * 24 * 60)).notified == 0
+    assert do_check_unreplied(now=later(8 * 24 * 60)).notified == 0
     assert not UnrepliedNotice.objects.exists()
 
 
@@ -213,7 +213,7 @@ def test_nothing_configured_costs_one_query(
 ) -> None:
     deliver(support, mail("Nobody is watching"))
     with django_assert_num_queries(1):  # type: ignore[attr-defined]
-        assert check_unreplied(now=later(600)).notified == 0
+        assert do_check_unreplied(now=later(600)).notified == 0
 
 
 def test_without_addresses_only_the_account_people_are_told(
@@ -221,7 +221,7 @@ def test_without_addresses_only_the_account_people_are_told(
 ) -> None:
     do_save_routing_settings(support, unreplied_after_minutes=5)
     deliver(support, mail("Hello?"))
-    assert check_unreplied(now=later(6)).notified == 1
+    assert do_check_unreplied(now=later(6)).notified == 1
     assert Notification.objects.get(kind="thread.unreplied").user == owner
     assert not _notice_items()
 
@@ -234,7 +234,7 @@ def test_an_account_that_cannot_send_uses_the_default_outgoing_account(
         "notify@example.test", owner=None, default_outgoing=True, incoming_enabled=False
     )
     deliver(EmailAccount.objects.get(pk=watched.pk), mail("Hello?"))
-    assert check_unreplied(now=later(31)).notified == 1
+    assert do_check_unreplied(now=later(31)).notified == 1
     [item] = _notice_items()
     assert item.account == default
 
@@ -244,7 +244,7 @@ def test_when_no_account_can_send_the_notice_is_still_shown_and_logged(
 ) -> None:
     EmailAccount.objects.filter(pk=watched.pk).update(outgoing_enabled=False)
     deliver(EmailAccount.objects.get(pk=watched.pk), mail("Hello?"))
-    assert check_unreplied(now=later(31)).notified == 1
+    assert do_check_unreplied(now=later(31)).notified == 1
     assert not _notice_items()
     assert Notification.objects.filter(kind="thread.unreplied").exists()
     event = Event.objects.get(kind="thread.unreplied")
@@ -266,7 +266,7 @@ def test_the_notice_arrives_over_smtp(
     )
     do_save_routing_settings(account, unreplied_after_minutes=15, unreplied_notify=[BOSS])
     [message], _ = deliver(account, mail("Invoice question", to="desk@example.test"))
-    assert check_unreplied(now=later(16)).notified == 1
+    assert do_check_unreplied(now=later(16)).notified == 1
     deliver_due("test-worker", 10)
     received = {tuple(m.rcpt_tos): m for m in server.wait_for_messages(1)}
     notice = received[(BOSS,)].message
@@ -316,7 +316,7 @@ def test_people_among_the_addresses_get_one_mail_not_two(
     make_account("notify@example.test", owner=None, default_outgoing=True, incoming_enabled=False)
     do_save_routing_settings(support, unreplied_after_minutes=5, unreplied_notify=[owner.email])
     deliver(support, mail("Hello?"))
-    assert check_unreplied(now=later(6)).notified == 1
+    assert do_check_unreplied(now=later(6)).notified == 1
     assert Notification.objects.get(kind="thread.unreplied").user == owner
     mails = [
         i
@@ -333,7 +333,7 @@ def test_people_not_among_the_addresses_are_mailed_the_notification(
         "notify@example.test", owner=None, default_outgoing=True, incoming_enabled=False
     )
     deliver(watched, mail("Hello?"))
-    assert check_unreplied(now=later(31)).notified == 1
+    assert do_check_unreplied(now=later(31)).notified == 1
     [to_owner] = [
         i
         for i in OutboxItem.objects.all()

@@ -1,7 +1,7 @@
 """Mail for the records pages, API and CLI tests: stored through the real ingest path, then routed.
 
 ``deliver`` does what a sync pass does after fetching: blob, message and
-ledger row (``store_imap_batch``), extraction, then ``route_pending``.
+ledger row (``store_imap_batch``), extraction, then ``do_route_pending``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from postroom.accounts.models import EmailAccount
 from postroom.incoming.extract import extract_messages
 from postroom.incoming.ingest import RawMail, store_imap_batch
 from postroom.incoming.models import FolderState, Message, MessageLocation
-from postroom.records.routing import RouteReport, route_pending
+from postroom.records.routing import RouteReport, do_route_pending
 
 UIDVALIDITY = 4242
 _ids = itertools.count(1)
@@ -58,4 +58,4 @@ def deliver(
     account: EmailAccount, *raws: bytes, folder: str = "INBOX"
 ) -> tuple[list[Message], RouteReport]:
     messages = store(account, *raws, folder=folder)
-    return messages, route_pending(account)
+    return messages, do_route_pending(account)

@@ -7,14 +7,14 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from postroom.core.models import Notification
-from postroom.core.notify import notify_users
+from postroom.core.notify import do_notify_users
 from tests.web.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
 
 def _make(user: User, key: str, title: str) -> Notification:
-    [notification] = notify_users([user], kind="test", key=key, title=title, url="/sync/")
+    [notification] = do_notify_users([user], kind="test", key=key, title=title, url="/sync/")
     return notification
 
 

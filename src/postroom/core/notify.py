@@ -57,7 +57,7 @@ def account_people(account: EmailAccount) -> list[User]:
     return named or people
 
 
-def notify_users(
+def do_notify_users(
     users: list[User],
     *,
     kind: str,
@@ -93,7 +93,7 @@ def notify_users(
             continue  # already told about this one
     for notification in created:
         if str(getattr(notification.user, "email", "") or "").strip().lower() not in skip:
-            mail_notification(notification)
+            do_mail_notification(notification)
     return created
 
 
@@ -114,7 +114,7 @@ def _mail_text(notification: Notification) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def mail_notification(notification: Notification) -> bool:
+def do_mail_notification(notification: Notification) -> bool:
     """Queue the mail copy of ``notification``; False (and a warning event) when it cannot go.
 
     Never raises: the in-app notification is what must not be lost.
@@ -162,7 +162,7 @@ def mail_notification(notification: Notification) -> bool:
     return False
 
 
-def notify_delivery_failed(item: OutboxItem, addresses: list[str], reply: str) -> None:
+def do_notify_delivery_failed(item: OutboxItem, addresses: list[str], reply: str) -> None:
     """Tell the user who queued ``item`` that it failed for good for ``addresses``.
 
     Once per item; nothing for mail nobody queued by hand (auto-replies,
@@ -176,7 +176,7 @@ def notify_delivery_failed(item: OutboxItem, addresses: list[str], reply: str) -
             user = get_user_model().objects.filter(pk=item.created_by_id, is_active=True).first()
             if user is None:
                 return
-            notify_users(
+            do_notify_users(
                 [user],
                 kind="outbox.failed",
                 key=f"outbox-failed:{item.pk}",
@@ -210,7 +210,7 @@ def do_mark_all_notifications_read(user: AbstractBaseUser) -> int:
     return notifications_of(user).filter(read_at__isnull=True).update(read_at=timezone.now())
 
 
-def notify_account_people(
+def do_notify_account_people(
     account: EmailAccount,
     *,
     kind: str,
@@ -220,7 +220,7 @@ def notify_account_people(
     url: str = "",
     skip_mail: Collection[str] = (),
 ) -> list[Notification]:
-    return notify_users(
+    return do_notify_users(
         account_people(account),
         kind=kind,
         key=key,

@@ -286,12 +286,12 @@ def _notify_failure(account: EmailAccount, status: SyncStatus, message: str) -> 
     """
     from django.urls import reverse
 
-    from postroom.core.notify import notify_account_people
+    from postroom.core.notify import do_notify_account_people
 
     episode = status.last_success_at.isoformat() if status.last_success_at else "never"
     try:
         if status.state == SyncState.AUTH_ERROR:
-            notify_account_people(
+            do_notify_account_people(
                 account,
                 kind="account.auth_error",
                 key=f"account:{account.pk}:auth_error:{episode}:"
@@ -302,7 +302,7 @@ def _notify_failure(account: EmailAccount, status: SyncStatus, message: str) -> 
                 url=reverse("web:account_edit", args=[account.pk]),
             )
         elif status.state == SyncState.ERROR and status.consecutive_errors >= ERROR_NOTIFY_AFTER:
-            notify_account_people(
+            do_notify_account_people(
                 account,
                 kind="account.error",
                 key=f"account:{account.pk}:error:{episode}",

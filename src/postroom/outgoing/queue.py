@@ -103,7 +103,7 @@ from django.utils.translation import gettext as _
 from postroom.accounts.models import EmailAccount
 from postroom.core.actions import do_log_event
 from postroom.core.models import EventLevel
-from postroom.core.notify import notify_delivery_failed
+from postroom.core.notify import do_notify_delivery_failed
 from postroom.incoming.blobs import read_blob
 from postroom.mail.errors import (
     AuthError,
@@ -1033,7 +1033,7 @@ class Courier:
                         data={"item": item.pk, "message_id": item.message_id},
                     )
                     # E3: the person who queued it hears of it (once per item).
-                    notify_delivery_failed(item, failed, final[failed[0]].reply)
+                    do_notify_delivery_failed(item, failed, final[failed[0]].reply)
         return copies
 
     @staticmethod

@@ -259,13 +259,13 @@ class Worker:
 
     def _unreplied_loop(self) -> None:
         """B11: report threads nobody answered in time, every ``unreplied_seconds``."""
-        from postroom.records.unreplied import check_unreplied
+        from postroom.records.unreplied import do_check_unreplied
 
         try:
             while not self.stop_event.wait(self.unreplied_seconds):
                 close_old_connections()
                 try:
-                    check_unreplied()
+                    do_check_unreplied()
                 except Exception:
                     logger.exception("unreplied check failed")
         finally:

@@ -12,6 +12,6 @@ from postroom.incoming.signals import mail_ready
 
 @receiver(mail_ready)
 def route_new_mail(sender: Any, *, account: EmailAccount, **kwargs: Any) -> None:
-    from postroom.records.routing import route_pending
+    from postroom.records.routing import do_route_pending
 
-    route_pending(account)
+    do_route_pending(account)

@@ -66,4 +66,4 @@ def do_reroute_account(
         message=_("%(n)d message(s) routed again.") % {"n": len(messages)},
         data={"messages": [m.pk for m in messages], "actor": getattr(actor, "username", None)},
     )
-    return routing.route_pending(account)
+    return routing.do_route_pending(account)

@@ -280,7 +280,7 @@ def _too_many_from(ctx: _Context, sender: str) -> bool:
 
 
 def _report_held(ctx: _Context, message: Message, sender: str) -> None:
-    from postroom.core.notify import notify_account_people
+    from postroom.core.notify import do_notify_account_people
 
     window = ctx.settings.loop_window_minutes
     bucket = int(timezone.now().timestamp() // (window * 60 or 60))
@@ -295,7 +295,7 @@ def _report_held(ctx: _Context, message: Message, sender: str) -> None:
         % {"sender": sender, "n": ctx.settings.loop_limit, "m": window},
         data={"message": message.pk, "sender": sender},
     )
-    notify_account_people(
+    do_notify_account_people(
         ctx.account,
         kind="routing.held",
         key=f"held:{ctx.account.pk}:{sender}:{bucket}",
@@ -606,7 +606,7 @@ def _record_error(message: Message, exc: Exception) -> None:
         )
 
 
-def route_pending(account: EmailAccount) -> RouteReport:
+def do_route_pending(account: EmailAccount) -> RouteReport:
     """Route every stored, extracted and not yet routed message of ``account``."""
     ctx = routing_context(account)
     report = RouteReport()

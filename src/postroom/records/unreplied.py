@@ -17,7 +17,7 @@ of that account is unreplied when its latest message
 Each such thread is reported once: the :class:`UnrepliedNotice` row is
 written in the same transaction as the mail to ``unreplied_notify`` (queued
 through the account itself, else the default outgoing account) and the in-app
-notification to the account's people. :func:`check_unreplied` is run every
+notification to the account's people. :func:`do_check_unreplied` is run every
 minute by ``postroom worker`` (and ``postroom run``); it costs one query when
 no account asks for it.
 """
@@ -39,7 +39,7 @@ from django.utils.translation import gettext as _
 from postroom.accounts.models import EmailAccount
 from postroom.core.actions import do_log_event
 from postroom.core.models import EventLevel
-from postroom.core.notify import absolute_url, notify_account_people
+from postroom.core.notify import absolute_url, do_notify_account_people
 from postroom.incoming.blobs import read_blob
 from postroom.incoming.models import Message, Thread
 from postroom.mail.mime.fields import header_fields
@@ -253,7 +253,7 @@ def _notify(
         with transaction.atomic():
             UnrepliedNotice.objects.create(thread=thread)
             problem = _queue_notice_mail(account, settings, message, minutes, url)
-            notify_account_people(
+            do_notify_account_people(
                 account,
                 kind="thread.unreplied",
                 key=f"unreplied:{thread.pk}",
@@ -324,7 +324,7 @@ def _candidates(
     return [(thread, int(thread.latest_id)) for thread in rows]
 
 
-def check_unreplied(now: datetime | None = None) -> UnrepliedReport:
+def do_check_unreplied(now: datetime | None = None) -> UnrepliedReport:
     """Report every thread that waits longer than its account allows; once per thread.
 
     ``now`` is for tests (controlled time); the worker passes nothing.
